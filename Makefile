@@ -1,0 +1,54 @@
+# Two commands for a newcomer: `make demo` and `make test`. `.ci/run` calls the same targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+STAMP := $(VENV)/.installed
+
+.PHONY: help install demo test test-postgres test-pg lint format migrations-check schema bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e ".[postgres,dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the app with its dev tools
+
+demo: $(STAMP)  ## migrate SQLite, load demo data, print login and keys, serve on :8000
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py plunk_demo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: $(STAMP)  ## the whole suite on SQLite
+	$(BIN)/pytest
+
+test-postgres: $(STAMP)  ## the whole suite on PostgreSQL ($$PG_URL)
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/pytest
+
+test-pg: test-postgres
+
+lint: $(STAMP)  ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations-check: $(STAMP)  ## fail if a model change has no migration
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+schema: $(STAMP)  ## validate the OpenAPI schema
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+bench: $(STAMP)  ## benchmarks on PostgreSQL (see BENCHMARKS.md)
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info demo.db

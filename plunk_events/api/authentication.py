@@ -1,0 +1,113 @@
+"""``Authorization: Bearer <key>`` authentication against a project's key pair (spec §1).
+
+``SecretKeyAuthentication`` guards the dashboard routes (``sk_`` only); ``TrackKeyAuthentication``
+guards ``/v1/track`` (``pk_``, and ``sk_`` unless ``TRACK_REQUIRE_PUBLIC_KEY``). Every failure is
+a 401 in the error envelope; ``authenticate_header`` keeps DRF from turning it into a 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils.crypto import constant_time_compare
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from ..conf import conf
+from ..models import Project
+
+BEARER_FORMAT = (
+    'Authorization header must use Bearer token format: "Authorization: Bearer YOUR_API_KEY"'
+)
+MISSING_AUTH_SUGGESTION = (
+    'Include an Authorization header with format: "Authorization: Bearer YOUR_API_KEY"'
+)
+INVALID_KEY_SUGGESTION = (
+    'Verify your API key is correct and starts with "sk_" for secret keys or "pk_" for public keys.'
+)
+
+
+class ApiKeyError(exceptions.AuthenticationFailed):
+    """A 401 carrying Plunk's error code and suggestion."""
+
+    def __init__(self, code: str, message: str, suggestion: str | None = None) -> None:
+        super().__init__(message)
+        self.plunk_code = code
+        self.suggestion = suggestion
+
+
+@dataclass(frozen=True)
+class ProjectPrincipal:
+    """``request.user`` of an API request: the project the key belongs to."""
+
+    project: Project
+    key_kind: str  # "public" or "secret"
+
+    is_authenticated = True
+    is_anonymous = False
+
+
+class _ProjectKeyAuthentication(BaseAuthentication):
+    missing_code = "UNAUTHORIZED"
+    missing_message = "You need to be authenticated to do this"
+    missing_suggestion: str | None = None
+    invalid_message = ""
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+    def authenticate(self, request):
+        header = get_authorization_header(request)
+        if not header:
+            raise ApiKeyError(self.missing_code, self.missing_message, self.missing_suggestion)
+        try:
+            parts = header.decode("ascii").split(" ")
+        except UnicodeDecodeError:
+            parts = []
+        if len(parts) != 2 or parts[0] != "Bearer" or not parts[1]:
+            raise ApiKeyError("MISSING_AUTH", BEARER_FORMAT, MISSING_AUTH_SUGGESTION)
+        key = parts[1]
+        project = self.find_project(key)
+        if project is None:
+            raise ApiKeyError("INVALID_API_KEY", self.invalid_message, INVALID_KEY_SUGGESTION)
+        kind = "secret" if constant_time_compare(project.secret_key, key) else "public"
+        return ProjectPrincipal(project, kind), project
+
+    def find_project(self, key: str) -> Project | None:
+        raise NotImplementedError
+
+
+class SecretKeyAuthentication(_ProjectKeyAuthentication):
+    invalid_message = (
+        "Invalid secret API key. This endpoint requires a secret key (sk_*), not a public key."
+    )
+
+    def find_project(self, key: str) -> Project | None:
+        project = Project.objects.filter(secret_key=key).first()
+        if project is not None and constant_time_compare(project.secret_key, key):
+            return project
+        return None
+
+
+class TrackKeyAuthentication(_ProjectKeyAuthentication):
+    missing_code = "MISSING_AUTH"
+    missing_message = "Authorization header is required"
+    missing_suggestion = MISSING_AUTH_SUGGESTION
+    invalid_message = (
+        "Invalid public API key. Ensure you are using a public key (pk_*) for this endpoint."
+    )
+
+    def find_project(self, key: str) -> Project | None:
+        if conf.TRACK_REQUIRE_PUBLIC_KEY:
+            match = Q(public_key=key)
+        else:
+            match = Q(public_key=key) | Q(secret_key=key)
+        project = Project.objects.filter(match).first()
+        if project is None:
+            return None
+        if constant_time_compare(project.public_key, key) or (
+            not conf.TRACK_REQUIRE_PUBLIC_KEY and constant_time_compare(project.secret_key, key)
+        ):
+            return project
+        return None

@@ -1,0 +1,30 @@
+"""drf-spectacular extensions: describe the Bearer key authentication (imported in ``ready()``)."""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class SecretKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "plunk_events.api.authentication.SecretKeyAuthentication"
+    name = "secretKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The project's secret key, `sk_...`.",
+        }
+
+
+class TrackKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "plunk_events.api.authentication.TrackKeyAuthentication"
+    name = "trackKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The project's public key `pk_...` (or its secret key unless "
+            "`TRACK_REQUIRE_PUBLIC_KEY`).",
+        }

@@ -1,0 +1,174 @@
+"""Serializers that only describe request and response shapes for the OpenAPI schema.
+
+The views validate with :mod:`plunk_events.services.validation` (the hot path needs no
+serializer); these classes make drf-spectacular document the real shapes, not DRF defaults.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    message = serializers.CharField()
+    code = serializers.CharField(
+        help_text="invalid_type, invalid_string, too_small, too_big, reserved_event, ..."
+    )
+    received = serializers.JSONField(required=False)
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="VALIDATION_ERROR, INVALID_API_KEY, IDEMPOTENCY_KEY_REUSED, ..."
+    )
+    message = serializers.CharField()
+    statusCode = serializers.IntegerField()
+    requestId = serializers.CharField()
+    errors = FieldErrorSerializer(many=True, required=False)
+    details = serializers.DictField(required=False)
+    suggestion = serializers.CharField(required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = ErrorBodySerializer()
+    timestamp = serializers.DateTimeField()
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+ERRORS_401 = {401: _error("Missing or invalid API key")}
+ERRORS_401_422 = {**ERRORS_401, 422: _error("Invalid query parameter")}
+ERRORS_400_401 = {400: _error("System event, or referenced by a segment or workflow"), **ERRORS_401}
+ERRORS_401_409_422 = {
+    400: _error("Malformed JSON or Idempotency-Key"),
+    **ERRORS_401,
+    409: _error("Idempotency-Key already used"),
+    422: _error("Validation failed"),
+}
+ERRORS_401_413_422 = {**ERRORS_401, 413: _error("Batch too large"), 422: _error("No valid item")}
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    location=OpenApiParameter.HEADER,
+    description="1-255 printable ASCII characters; a reused key is refused with 409 for 24 hours.",
+)
+CURSOR_PARAMETER = OpenApiParameter(
+    "cursor", str, description="Extension: the `cursor` of the previous page (keyset pagination)."
+)
+
+
+def limit_parameter(default: int) -> OpenApiParameter:
+    return OpenApiParameter(
+        "limit",
+        int,
+        description=f"Default {default}; values <= 0 give the default; capped at 1000.",
+    )
+
+
+class TrackRequest(serializers.Serializer):
+    email = serializers.EmailField(help_text="Trimmed and lowercased before lookup.")
+    event = serializers.CharField(
+        max_length=255, help_text="Verbatim; reserved system names are refused."
+    )
+    subscribed = serializers.BooleanField(required=False)
+    data = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text='Contact data; `null` deletes a key, `""` is ignored, '
+        "`{value, persistent: false}` stays off the contact.",
+    )
+
+
+class TrackResultSerializer(serializers.Serializer):
+    contact = serializers.UUIDField()
+    event = serializers.UUIDField()
+    timestamp = serializers.DateTimeField()
+
+
+class TrackResponse(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = TrackResultSerializer()
+
+
+class TrackBatchRequest(serializers.Serializer):
+    events = TrackRequest(
+        many=True, help_text="1 to 500 track bodies; the whole body at most 500 KB."
+    )
+
+
+class TrackBatchItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    success = serializers.BooleanField()
+    data = TrackResultSerializer(required=False)
+    errors = FieldErrorSerializer(many=True, required=False)
+
+
+class TrackBatchResponse(serializers.Serializer):
+    success = serializers.BooleanField()
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = TrackBatchItemSerializer(many=True)
+
+
+class ContactEmailSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    contactId = serializers.UUIDField(allow_null=True)
+    emailId = serializers.UUIDField(allow_null=True)
+    data = serializers.JSONField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+
+
+class EventWithContactSerializer(EventSerializer):
+    contact = ContactEmailSerializer(allow_null=True)
+
+
+class EventListResponse(serializers.Serializer):
+    events = EventWithContactSerializer(many=True)
+    cursor = serializers.CharField(allow_null=True, help_text="Extension: pass back as `cursor`.")
+    hasMore = serializers.BooleanField(help_text="Extension.")
+
+
+class ContactEventListResponse(serializers.Serializer):
+    events = EventSerializer(many=True)
+    cursor = serializers.CharField(allow_null=True)
+    hasMore = serializers.BooleanField()
+
+
+class EventNamesResponse(serializers.Serializer):
+    eventNames = serializers.ListField(child=serializers.CharField())
+
+
+class EventStatsItem(serializers.Serializer):
+    name = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class NamedRefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class EventUsageResponse(serializers.Serializer):
+    usedInSegments = NamedRefSerializer(many=True)
+    usedInWorkflows = NamedRefSerializer(many=True)
+    totalCount = serializers.IntegerField()
+    uniqueContacts = serializers.IntegerField()
+    canDelete = serializers.BooleanField()
+    isSystemEvent = serializers.BooleanField(
+        help_text="Extension: system events can never be deleted."
+    )
+
+
+class DeleteEventsResponse(serializers.Serializer):
+    deletedCount = serializers.IntegerField()

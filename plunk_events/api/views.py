@@ -1,0 +1,245 @@
+"""``POST /v1/track`` and the ``/events`` family (spec §3-4), thin over the event store."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.viewsets import ViewSet
+
+from ..conf import conf
+from ..services import store
+from ..services.errors import FieldErrorList, PlunkError, ValidationFailed
+from ..services.store import _iso as iso
+from ..services.validation import parse_track
+from . import schema
+from .authentication import TrackKeyAuthentication
+from .mixins import PlunkAPIMixin
+from .params import date_window, parse_cursor, parse_limit
+
+IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]{1,255}$")
+
+
+def idempotency_key(request) -> str | None:
+    """The ``Idempotency-Key`` header, if sent; 400 unless 1-255 printable ASCII (spec §3.8)."""
+    if IDEMPOTENCY_HEADER not in request.META:
+        return None
+    value = request.META[IDEMPOTENCY_HEADER]
+    if not _PRINTABLE_ASCII.match(value):
+        raise PlunkError("Idempotency-Key must be 1-255 printable ASCII characters")
+    return value
+
+
+def track_result_json(result: store.TrackResult) -> dict:
+    return {
+        "contact": str(result.contact_id),
+        "event": str(result.event_id),
+        "timestamp": iso(result.timestamp),
+    }
+
+
+class TrackView(PlunkAPIMixin, APIView):
+    """Track an event for a contact, creating or updating the contact (Plunk ``POST /v1/track``)."""
+
+    authentication_classes = [TrackKeyAuthentication]
+
+    @extend_schema(
+        operation_id="trackEvent",
+        request=schema.TrackRequest,
+        parameters=[schema.IDEMPOTENCY_PARAMETER],
+        responses={200: schema.TrackResponse, **schema.ERRORS_401_409_422},
+        tags=["Public API"],
+    )
+    def post(self, request):
+        key = idempotency_key(request)
+        if key is not None:
+            store.find_idempotency_key(self.project, key)
+        item = parse_track(request.data)
+        result = store.track(self.project, item, idempotency_key=key, path=request.path)
+        return Response({"success": True, "data": track_result_json(result)})
+
+
+class TrackBatchView(PlunkAPIMixin, APIView):
+    """Track up to ``BATCH_MAX_EVENTS`` events in one request (extension, not in Plunk).
+
+    Each item is validated on its own: valid items are written together in one transaction,
+    invalid ones are reported by index and written nowhere.
+    """
+
+    authentication_classes = [TrackKeyAuthentication]
+
+    @extend_schema(
+        operation_id="trackEventBatch",
+        request=schema.TrackBatchRequest,
+        responses={200: schema.TrackBatchResponse, **schema.ERRORS_401_413_422},
+        tags=["Public API"],
+    )
+    def post(self, request):
+        body_size = len(request.body)
+        if body_size > conf.BATCH_MAX_BYTES:
+            raise PlunkError(
+                f"Batch body is {body_size} bytes; the limit is {conf.BATCH_MAX_BYTES}",
+                status_code=413,
+            )
+        events = request.data.get("events") if isinstance(request.data, dict) else None
+        errors = FieldErrorList()
+        if not isinstance(events, list):
+            errors.add("events", "Expected array", "invalid_type")
+        elif not events:
+            errors.add("events", "Array must contain at least 1 element(s)", "too_small")
+        elif len(events) > conf.BATCH_MAX_EVENTS:
+            errors.add(
+                "events",
+                f"Array must contain at most {conf.BATCH_MAX_EVENTS} element(s)",
+                "too_big",
+            )
+        if errors:
+            raise ValidationFailed(errors)
+        valid, results = [], []
+        for index, body in enumerate(events):
+            try:
+                valid.append((index, parse_track(body, prefix=f"events.{index}.")))
+                results.append(None)
+            except ValidationFailed as exc:
+                results.append({"index": index, "success": False, "errors": exc.errors})
+        if not valid:
+            raise ValidationFailed([e for result in results for e in result["errors"]])
+        tracked = store.track_many(self.project, [item for _, item in valid])
+        for (index, _), result in zip(valid, tracked, strict=True):
+            results[index] = {"index": index, "success": True, "data": track_result_json(result)}
+        return Response(
+            {
+                "success": True,
+                "accepted": len(tracked),
+                "rejected": len(events) - len(tracked),
+                "results": results,
+            }
+        )
+
+
+def event_json(row: dict, *, with_contact: bool) -> dict:
+    item = {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "contactId": str(row["contact_id"]) if row["contact_id"] else None,
+        "emailId": str(row["email_id"]) if row["email_id"] else None,
+        "data": row["data"],
+        "createdAt": iso(row["created_at"]),
+    }
+    if with_contact:
+        email = row.get("contact__email")
+        item["contact"] = {"email": email} if email is not None else None
+    return item
+
+
+class EventViewSet(PlunkAPIMixin, ViewSet):
+    """The ``/events`` family; every route takes the secret key (spec §4).
+
+    Routes are declared by hand in ``api/urls.py`` so names with dots, slashes or words such as
+    ``names`` still reach ``destroy`` (spec §4.8).
+    """
+
+    def _page(self, request, *, default_limit: int, **filters) -> dict:
+        errors = FieldErrorList()
+        after = parse_cursor(request.query_params.get("cursor"), errors)
+        if errors:
+            raise ValidationFailed(errors)
+        limit = parse_limit(request.query_params.get("limit"), default_limit)
+        page = store.list_events(self.project, limit=limit, after=after, **filters)
+        with_contact = filters.get("contact_id") is None
+        return {
+            "events": [event_json(row, with_contact=with_contact) for row in page.events],
+            "cursor": page.cursor,
+            "hasMore": page.has_more,
+        }
+
+    @extend_schema(
+        operation_id="listEvents",
+        parameters=[
+            OpenApiParameter("eventName", str, description="Only events with this exact name."),
+            schema.limit_parameter(100),
+            schema.CURSOR_PARAMETER,
+        ],
+        responses={200: schema.EventListResponse, **schema.ERRORS_401_422},
+        tags=["Events"],
+    )
+    def list(self, request):
+        name = request.query_params.get("eventName") or None
+        return Response(self._page(request, default_limit=100, name=name))
+
+    @extend_schema(
+        operation_id="listEventNames",
+        responses={200: schema.EventNamesResponse, **schema.ERRORS_401},
+        tags=["Events"],
+    )
+    def names(self, request, **kwargs):
+        return Response({"eventNames": store.event_names(self.project)})
+
+    @extend_schema(
+        operation_id="getEventStats",
+        parameters=[
+            OpenApiParameter(
+                "startDate", str, description="ISO 8601 date or date-time, inclusive."
+            ),
+            OpenApiParameter(
+                "endDate", str, description="ISO 8601; a date alone covers that whole UTC day."
+            ),
+        ],
+        responses={200: schema.EventStatsItem(many=True), **schema.ERRORS_401_422},
+        tags=["Events"],
+    )
+    def stats(self, request, **kwargs):
+        start, end = date_window(request.query_params)
+        return Response(store.event_stats(self.project, start, end))
+
+    @extend_schema(
+        operation_id="listContactEvents",
+        parameters=[schema.limit_parameter(50), schema.CURSOR_PARAMETER],
+        responses={200: schema.ContactEventListResponse, **schema.ERRORS_401_422},
+        tags=["Events"],
+    )
+    def contact_events(self, request, contact_id: str, **kwargs):
+        try:
+            contact_uuid = uuid.UUID(contact_id)
+        except ValueError:
+            # Plunk never checks the contact: unknown or malformed ids list nothing.
+            return Response({"events": [], "cursor": None, "hasMore": False})
+        return Response(self._page(request, default_limit=50, contact_id=contact_uuid))
+
+    @extend_schema(
+        operation_id="getEventUsage",
+        responses={200: schema.EventUsageResponse, **schema.ERRORS_401},
+        tags=["Events"],
+    )
+    def usage(self, request, name: str, **kwargs):
+        return Response(store.event_usage(self.project, name).as_dict())
+
+    @extend_schema(
+        operation_id="deleteEventsByName",
+        responses={200: schema.DeleteEventsResponse, **schema.ERRORS_400_401},
+        tags=["Events"],
+    )
+    def destroy(self, request, path_name: str, **kwargs):
+        deleted = store.delete_events_by_name(self.project, path_name)
+        return Response({"deletedCount": deleted}, status=status.HTTP_200_OK)
+
+
+class UnknownRouteView(PlunkAPIMixin, APIView):
+    """404 in the envelope for any unknown path under the app's prefixes."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    schema = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise PlunkError(
+            f"Route {request.method} {request.path} not found",
+            code="RESOURCE_NOT_FOUND",
+            status_code=404,
+        )

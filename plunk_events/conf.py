@@ -1,0 +1,35 @@
+"""Settings of the app, read lazily from the one ``PLUNK_EVENTS`` dict of the host site."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Plunk accepts only the public key on /v1/track; by default we accept the secret key too.
+    "TRACK_REQUIRE_PUBLIC_KEY": False,
+    # Cap on ``limit`` for GET /events and /events/contact/<id>.
+    "EVENTS_MAX_LIMIT": 1000,
+    # Largest POST /v1/track/batch: number of items and body size in bytes.
+    "BATCH_MAX_EVENTS": 500,
+    "BATCH_MAX_BYTES": 500 * 1024,
+    # Events deleted per transaction by DELETE /events/<name>.
+    "DELETE_BATCH_SIZE": 5000,
+    # Full days older than this many seconds are folded into the daily rollup.
+    "ROLLUP_LAG_SECONDS": 3600,
+    # How long an Idempotency-Key stays claimed.
+    "IDEMPOTENCY_KEY_TTL_HOURS": 24,
+}
+
+
+class Settings:
+    """Attribute access to ``settings.PLUNK_EVENTS[KEY]`` with documented defaults."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(name)
+        return getattr(settings, "PLUNK_EVENTS", {}).get(name, DEFAULTS[name])
+
+
+conf = Settings()

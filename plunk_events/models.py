@@ -1,0 +1,305 @@
+"""Tables of plunk_events.
+
+Every tenant table carries ``project`` and every index and unique constraint starts with it, so
+queries are served per project and the schema can later be distributed by project (Citus).
+Foreign keys therefore set ``db_index=False``: the composite indexes cover them.
+All writes to events and contacts go through :mod:`plunk_events.services.store`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from .constants import EMAIL_MAX_LENGTH, EVENT_NAME_MAX_LENGTH, PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX
+from .ids import uuid7
+
+
+def new_public_key() -> str:
+    return PUBLIC_KEY_PREFIX + secrets.token_hex(24)
+
+
+def new_secret_key() -> str:
+    return SECRET_KEY_PREFIX + secrets.token_hex(24)
+
+
+class Project(models.Model):
+    """A tenant: owns the API key pair and every contact, event, segment and workflow."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    public_key = models.CharField(max_length=64, unique=True, default=new_public_key)
+    secret_key = models.CharField(max_length=64, unique=True, default=new_secret_key)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    #: Events created before this instant are counted in EventNameTotal / EventDailyCount.
+    events_rolled_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="contacts", db_index=False
+    )
+    email = models.CharField(max_length=EMAIL_MAX_LENGTH)
+    subscribed = models.BooleanField(default=True)
+    data = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "email"], name="plunk_contact_project_email")
+        ]
+        indexes = [
+            models.Index(fields=["project", "-created_at", "-id"], name="plunk_contact_p_created"),
+            models.Index(fields=["project", "subscribed"], name="plunk_contact_p_subscribed"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Event(models.Model):
+    """One occurrence of a named event; a fact, never edited."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
+    contact = models.ForeignKey(
+        Contact,
+        on_delete=models.CASCADE,
+        related_name="events",
+        null=True,
+        blank=True,
+        db_index=False,
+    )
+    name = models.CharField(max_length=EVENT_NAME_MAX_LENGTH)
+    data = models.JSONField(null=True, blank=True)
+    email_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # GET /events
+            models.Index(fields=["project", "-created_at", "-id"], name="plunk_ev_p_created"),
+            # GET /events?eventName=, usage, delete by name, stats edges
+            models.Index(
+                fields=["project", "name", "-created_at", "-id"], name="plunk_ev_p_name_created"
+            ),
+            # GET /events/contact/<id>, contact timeline in the admin
+            models.Index(
+                fields=["project", "contact", "-created_at", "-id"],
+                name="plunk_ev_p_contact_created",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EventNameTotal(models.Model):
+    """Catalogue of event names with all-time counts up to ``Project.events_rolled_until``.
+
+    Maintained by the rollup only, never inside the track transaction.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    name = models.CharField(max_length=EVENT_NAME_MAX_LENGTH)
+    count = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="plunk_name_total_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EventDailyCount(models.Model):
+    """Events per (project, UTC day, name) for days before ``Project.events_rolled_until``."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    day = models.DateField()
+    name = models.CharField(max_length=EVENT_NAME_MAX_LENGTH)
+    count = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "day", "name"], name="plunk_daily_unique")
+        ]
+        indexes = [models.Index(fields=["project", "name", "day"], name="plunk_daily_p_name_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.name}: {self.count}"
+
+
+class EventDeletion(models.Model):
+    """A delete-by-name job: events of ``name`` created up to ``cutoff`` are removed in batches."""
+
+    class Status(models.TextChoices):
+        RUNNING = "RUNNING"
+        DONE = "DONE"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    name = models.CharField(max_length=EVENT_NAME_MAX_LENGTH)
+    cutoff = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    deleted_count = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one running job per name; a second DELETE resumes it.
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=models.Q(status="RUNNING"),
+                name="plunk_deletion_one_running",
+            )
+        ]
+        indexes = [models.Index(fields=["project", "status"], name="plunk_deletion_p_status")]
+
+    def __str__(self) -> str:
+        return f"delete {self.name} ({self.status})"
+
+
+class IdempotencyKey(models.Model):
+    """A claimed ``Idempotency-Key`` of a successful track; committed with its event."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=255)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="plunk_idempotency_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def segment_slug(name: str) -> str:
+    """Plunk's slug of a segment name, used in ``segment.<slug>.entry`` (spec §5)."""
+    slug = re.sub(r"[^A-Za-z0-9_\s-]", "", name.lower().strip())
+    slug = re.sub(r"\s+", "-", slug)
+    slug = re.sub(r"-+", "-", slug)
+    return slug.strip("-")
+
+
+class Segment(models.Model):
+    class Type(models.TextChoices):
+        DYNAMIC = "DYNAMIC"
+        STATIC = "STATIC"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="segments", db_index=False
+    )
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001 (Plunk: nullable)
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.DYNAMIC)
+    #: Plunk's filter grammar (spec §6.3); validated by services.conditions.
+    condition = models.JSONField(null=True, blank=True)
+    track_membership = models.BooleanField(default=False)
+    member_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="plunk_segment_p_created")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def slug(self) -> str:
+        return segment_slug(self.name)
+
+
+class Workflow(models.Model):
+    class TriggerType(models.TextChoices):
+        EVENT = "EVENT"
+        MANUAL = "MANUAL"
+        SCHEDULE = "SCHEDULE"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="workflows", db_index=False
+    )
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001 (Plunk: nullable)
+    enabled = models.BooleanField(default=False)
+    trigger_type = models.CharField(
+        max_length=10, choices=TriggerType.choices, default=TriggerType.EVENT
+    )
+    trigger_config = models.JSONField(default=dict, blank=True)
+    allow_reentry = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="plunk_workflow_p_created")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def trigger_event_name(self) -> str | None:
+        if self.trigger_type != self.TriggerType.EVENT or not isinstance(self.trigger_config, dict):
+            return None
+        return self.trigger_config.get("eventName")
+
+
+class WorkflowStep(models.Model):
+    class Type(models.TextChoices):
+        TRIGGER = "TRIGGER"
+        SEND_EMAIL = "SEND_EMAIL"
+        DELAY = "DELAY"
+        WAIT_FOR_EVENT = "WAIT_FOR_EVENT"
+        CONDITION = "CONDITION"
+        EXIT = "EXIT"
+        WEBHOOK = "WEBHOOK"
+        UPDATE_CONTACT = "UPDATE_CONTACT"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )
+    type = models.CharField(max_length=20, choices=Type.choices)
+    name = models.CharField(max_length=100)
+    config = models.JSONField(default=dict, blank=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order"]
+        indexes = [
+            models.Index(fields=["project", "workflow", "order"], name="plunk_step_p_workflow"),
+            models.Index(fields=["project", "type"], name="plunk_step_p_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.name}"

@@ -1,0 +1,123 @@
+"""Which segments and workflows reference an event name (spec §6.5), and the lock that keeps
+the delete guard race-free.
+
+Both the delete guard and every write that can add a reference (segment or workflow saves) take
+the project's row lock first, inside their transaction, so a reference cannot appear between
+the guard's check and the start of the deletion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Q
+
+from ..models import EventDeletion, Project, Segment, Workflow, WorkflowStep
+from .errors import Conflict
+
+EVENT_FIELD_PREFIX = "event."
+
+
+def iter_condition_filters(condition: Any) -> Iterator[dict]:
+    """Every filter dict in a condition tree, walking nested ``groups[].conditions``."""
+    if not isinstance(condition, dict):
+        return
+    for group in condition.get("groups") or []:
+        if not isinstance(group, dict):
+            continue
+        for flt in group.get("filters") or []:
+            if isinstance(flt, dict):
+                yield flt
+        yield from iter_condition_filters(group.get("conditions"))
+
+
+def condition_event_names(condition: Any) -> set[str]:
+    """Event names a condition references through ``event.<name>`` fields."""
+    names = set()
+    for flt in iter_condition_filters(condition):
+        fld = flt.get("field")
+        if isinstance(fld, str) and fld.startswith(EVENT_FIELD_PREFIX):
+            names.add(fld[len(EVENT_FIELD_PREFIX) :])
+    return names
+
+
+@dataclass
+class References:
+    segments: list[Segment] = field(default_factory=list)
+    workflows: list[Workflow] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.segments or self.workflows)
+
+    def as_usage(self) -> dict[str, list[dict[str, str]]]:
+        return {
+            "usedInSegments": [{"id": str(s.id), "name": s.name} for s in self.segments],
+            "usedInWorkflows": [{"id": str(w.id), "name": w.name} for w in self.workflows],
+        }
+
+
+def find_references(project: Project, name: str) -> References:
+    """Segments whose condition filters on ``event.<name>``; workflows triggered by ``name``
+    (enabled or not) or waiting for it in a WAIT_FOR_EVENT step."""
+    segments = [
+        s
+        for s in Segment.objects.filter(project=project).only("id", "name", "condition")
+        if name in condition_event_names(s.condition)
+    ]
+    waiting = WorkflowStep.objects.filter(
+        project=project, type=WorkflowStep.Type.WAIT_FOR_EVENT, config__eventName=name
+    ).values("workflow_id")
+    workflows = list(
+        Workflow.objects.filter(project=project)
+        .filter(
+            Q(trigger_type=Workflow.TriggerType.EVENT, trigger_config__eventName=name)
+            | Q(id__in=waiting)
+        )
+        .only("id", "name")
+        .order_by("created_at")
+    )
+    segments.sort(key=lambda s: s.name)
+    return References(segments=segments, workflows=workflows)
+
+
+def workflow_event_names(workflow_trigger: dict | None, steps: Iterable[dict]) -> set[str]:
+    """Event names a workflow would reference: its trigger and its WAIT_FOR_EVENT steps."""
+    names = set()
+    if isinstance(workflow_trigger, dict) and isinstance(workflow_trigger.get("eventName"), str):
+        names.add(workflow_trigger["eventName"])
+    for step in steps:
+        config = step.get("config")
+        if step.get("type") == WorkflowStep.Type.WAIT_FOR_EVENT and isinstance(config, dict):
+            event_name = config.get("eventName")
+            if isinstance(event_name, str):
+                names.add(event_name)
+    return names
+
+
+def lock_project(project: Project) -> Project:
+    """Take the project's row lock; call inside ``transaction.atomic()``."""
+    return Project.objects.select_for_update().get(pk=project.pk)
+
+
+def guard_new_references(project: Project, names: Iterable[str]) -> None:
+    """Refuse to reference an event name whose deletion is running.
+
+    Call inside the transaction that saves the segment or workflow; it takes the project lock
+    that the delete guard also takes.
+    """
+    names = set(names)
+    lock_project(project)
+    if not names:
+        return
+    busy = sorted(
+        EventDeletion.objects.filter(
+            project=project, name__in=names, status=EventDeletion.Status.RUNNING
+        ).values_list("name", flat=True)
+    )
+    if busy:
+        raise Conflict(
+            f'Event "{busy[0]}" is being deleted and cannot be referenced',
+            details={"eventNames": busy},
+        )

@@ -1,0 +1,162 @@
+"""Input rules shared by every surface: track bodies, emails, event names and contact data (spec §3).
+
+Hand-written instead of a DRF serializer because ``/v1/track`` is the hot path (brief §3) and
+because the error items must carry Plunk's zod-style codes and messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import EmailValidator
+
+from ..constants import EMAIL_MAX_LENGTH, EVENT_NAME_MAX_LENGTH, RESERVED_DATA_KEYS, is_system_event
+from .errors import FieldErrorList, ValidationFailed
+
+_email_validator = EmailValidator()
+
+#: Marker for "key absent", which zod reports as ``undefined``.
+MISSING = object()
+
+
+def js_type(value: Any) -> str:
+    """The JavaScript type name zod reports in ``received``."""
+    if value is MISSING:
+        return "undefined"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _type_error(errors: FieldErrorList, field: str, expected: str, value: Any) -> None:
+    received = js_type(value)
+    message = "Required" if value is MISSING else f"Expected {expected}, received {received}"
+    errors.add(field, message, "invalid_type", received)
+
+
+def check_email(errors: FieldErrorList, value: Any, field: str = "email") -> str | None:
+    """Validate an email and return it trimmed and lowercased (spec §3.1, Plunk issue #403)."""
+    if not isinstance(value, str):
+        _type_error(errors, field, "string", value)
+        return None
+    email = value.strip().lower()
+    if len(email) > EMAIL_MAX_LENGTH:
+        errors.add(field, f"String must contain at most {EMAIL_MAX_LENGTH} character(s)", "too_big")
+        return None
+    try:
+        _email_validator(email)
+    except DjangoValidationError:
+        errors.add(field, "Invalid email", "invalid_string")
+        return None
+    return email
+
+
+def check_event_name(errors: FieldErrorList, value: Any, field: str = "event") -> str | None:
+    """Event names are stored verbatim (case kept, no trimming) but may not be blank."""
+    if not isinstance(value, str):
+        _type_error(errors, field, "string", value)
+        return None
+    if not value.strip():
+        errors.add(field, "String must contain at least 1 character(s)", "too_small")
+        return None
+    if len(value) > EVENT_NAME_MAX_LENGTH:
+        errors.add(
+            field, f"String must contain at most {EVENT_NAME_MAX_LENGTH} character(s)", "too_big"
+        )
+        return None
+    return value
+
+
+def check_subscribed(errors: FieldErrorList, value: Any, field: str = "subscribed") -> bool | None:
+    if value is MISSING:
+        return None
+    if not isinstance(value, bool):
+        _type_error(errors, field, "boolean", value)
+        return None
+    return value
+
+
+def check_data(errors: FieldErrorList, value: Any, field: str = "data") -> dict | None:
+    """``data`` must be an object (or null/absent); ``locale`` must be a string (spec §3.4)."""
+    if value is MISSING or value is None:
+        return None
+    if not isinstance(value, dict):
+        _type_error(errors, field, "object", value)
+        return None
+    locale = value.get("locale", MISSING)
+    if locale not in (MISSING, None, "") and not isinstance(locale, str):
+        _type_error(errors, f"{field}.locale", "string", locale)
+        return None
+    return value
+
+
+def reserved_event_error(name: str, field: str = "event") -> ValidationFailed:
+    errors = [
+        {
+            "field": field,
+            "message": f'Event name "{name}" is reserved for system use and cannot be manually tracked',
+            "code": "reserved_event",
+            "received": name,
+        }
+    ]
+    return ValidationFailed(
+        errors, "Cannot track reserved system event", details={"errors": errors}
+    )
+
+
+@dataclass(frozen=True)
+class TrackInput:
+    email: str
+    event: str
+    subscribed: bool | None
+    data: dict | None
+
+
+def parse_track(body: Any, prefix: str = "") -> TrackInput:
+    """Validate one track body; raise :class:`ValidationFailed` listing every bad field."""
+    errors = FieldErrorList()
+    if not isinstance(body, dict):
+        _type_error(errors, prefix.rstrip(".") or "body", "object", body)
+        raise ValidationFailed(errors)
+    email = check_email(errors, body.get("email", MISSING), prefix + "email")
+    event = check_event_name(errors, body.get("event", MISSING), prefix + "event")
+    subscribed = check_subscribed(errors, body.get("subscribed", MISSING), prefix + "subscribed")
+    data = check_data(errors, body.get("data", MISSING), prefix + "data")
+    if errors:
+        raise ValidationFailed(errors)
+    if is_system_event(event):
+        raise reserved_event_error(event, prefix + "event")
+    return TrackInput(email=email, event=event, subscribed=subscribed, data=data)
+
+
+def merge_contact_data(current: dict | None, incoming: dict | None) -> dict | None:
+    """Apply ``incoming`` onto a copy of ``current`` by Plunk's rules (spec §3.4).
+
+    Shallow merge; reserved keys skipped; ``""`` ignored; ``null`` deletes; ``{value,
+    persistent: false}`` stays off the contact; ``{value, persistent: true}`` is unwrapped.
+    An empty result is stored as ``None``.
+    """
+    merged = dict(current or {})
+    for key, value in (incoming or {}).items():
+        if key in RESERVED_DATA_KEYS or value == "":
+            continue
+        if value is None:
+            merged.pop(key, None)
+            continue
+        if isinstance(value, dict) and "value" in value and "persistent" in value:
+            if value["persistent"] is False:
+                continue
+            if value["persistent"] is True:
+                value = value["value"]
+        merged[key] = value
+    return merged or None

@@ -1,0 +1,59 @@
+"""Fixtures shared by the suite; ``requires_postgres`` tests skip on SQLite."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from plunk_events.services.projects import create_project
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" in engine:
+        return
+    skip = pytest.mark.skip(reason="needs DATABASE_URL pointing at PostgreSQL")
+    for item in items:
+        if "requires_postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def is_postgres():
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def project(db):
+    return create_project("Acme")
+
+
+@pytest.fixture
+def other_project(db):
+    return create_project("Other")
+
+
+@pytest.fixture
+def client_for():
+    """``client_for(key)``: an APIClient sending ``Authorization: Bearer <key>``."""
+
+    def make(key: str | None) -> APIClient:
+        client = APIClient()
+        if key is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def sk(project, client_for):
+    return client_for(project.secret_key)
+
+
+@pytest.fixture
+def pk(project, client_for):
+    return client_for(project.public_key)
