@@ -10,4 +10,5 @@ class PlunkEventsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import checks  # noqa: F401  registers the system checks
         from .api import openapi  # noqa: F401  registers the drf-spectacular extensions

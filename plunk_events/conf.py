@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "ROLLUP_LAG_SECONDS": 3600,
     # How long an Idempotency-Key stays claimed.
     "IDEMPOTENCY_KEY_TTL_HOURS": 24,
+    # Database alias for reads when plunk_events.routers.ReadReplicaRouter is installed.
+    "READ_DATABASE": None,
 }
 
 

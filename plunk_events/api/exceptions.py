@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -178,6 +179,13 @@ def plunk_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
         )  # fmt: skip
     if isinstance(exc, Http404 | exceptions.NotFound):
         return error_response(request, 404, "RESOURCE_NOT_FOUND", "Resource not found")
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is down or unreachable: nothing was committed, so the client may retry.
+        logger.warning("Database unavailable in %s %s: %s", request.method, request.path, exc)
+        return error_response(
+            request, 503, "DATABASE_ERROR", "The database is unavailable; retry shortly",
+            headers={"Retry-After": "1"},
+        )  # fmt: skip
     if isinstance(exc, RequestDataTooBig):
         return error_response(request, 413, "BAD_REQUEST", "Request body is too large")
     if isinstance(exc, exceptions.APIException):

@@ -1,0 +1,68 @@
+"""System checks: misconfiguration fails at ``manage.py check``, not at the first request."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .conf import DEFAULTS
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs=None, **kwargs):
+    problems = []
+    value = getattr(settings, "PLUNK_EVENTS", {})
+    if not isinstance(value, dict):
+        return [Error("PLUNK_EVENTS must be a dict.", id="plunk_events.E001")]
+    unknown = sorted(set(value) - set(DEFAULTS))
+    if unknown:
+        problems.append(
+            Error(
+                f"PLUNK_EVENTS has unknown keys: {', '.join(unknown)}.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id="plunk_events.E001",
+            )
+        )
+    for key in (
+        "EVENTS_MAX_LIMIT",
+        "BATCH_MAX_EVENTS",
+        "BATCH_MAX_BYTES",
+        "DELETE_BATCH_SIZE",
+        "IDEMPOTENCY_KEY_TTL_HOURS",
+    ):
+        if key in value and (
+            not isinstance(value[key], int) or isinstance(value[key], bool) or value[key] <= 0
+        ):
+            problems.append(
+                Error(f"PLUNK_EVENTS[{key!r}] must be a positive integer.", id="plunk_events.E002")
+            )
+    read_db = value.get("READ_DATABASE")
+    if read_db and read_db not in settings.DATABASES:
+        problems.append(
+            Error(
+                f"PLUNK_EVENTS['READ_DATABASE'] names {read_db!r}, which is not in DATABASES.",
+                id="plunk_events.E003",
+            )
+        )
+    for app in ("rest_framework", "django_filters"):
+        if not apps.is_installed(app):
+            problems.append(
+                Error(
+                    f"plunk_events needs {app!r} in INSTALLED_APPS.",
+                    id="plunk_events.E004",
+                )
+            )
+    default_db = settings.DATABASES.get("default", {})
+    if default_db.get("ENGINE", "").endswith("sqlite3") and (
+        default_db.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
+    ):
+        problems.append(
+            Warning(
+                "SQLite without transaction_mode IMMEDIATE: concurrent tracks can fail with "
+                "'database is locked'.",
+                hint='Set DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE".',
+                id="plunk_events.W001",
+            )
+        )
+    return problems

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from plunk_events.models import Project
+from plunk_events.services import store
+
+
+class Command(BaseCommand):
+    help = (
+        "Fold finished days into the event rollups used by /events/names and /events/stats. "
+        "The read paths do this lazily; run it from cron to keep reads fast after quiet periods."
+    )
+
+    def handle(self, *args, **options):
+        for project in Project.objects.order_by("name"):
+            rows = store.rollup(project)
+            self.stdout.write(f"{project.name}: {rows} day/name rows added")

@@ -1,0 +1,147 @@
+"""Delete by name runs in bounded batches, spares events tracked after the request, resumes
+after an interruption, and cannot be raced by a new reference (issue 4)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+from plunk_events.models import Contact, Event, EventDailyCount, EventDeletion, EventNameTotal
+from plunk_events.services import store
+from plunk_events.services.errors import Conflict
+from plunk_events.services.references import guard_new_references
+from plunk_events.services.validation import parse_track
+
+SMALL_BATCHES = override_settings(PLUNK_EVENTS={"DELETE_BATCH_SIZE": 3})
+
+
+def add_events(project, name, n, *, days_ago=0):
+    contact, _ = Contact.objects.get_or_create(project=project, email="d@example.com")
+    at = datetime.now(UTC) - timedelta(days=days_ago)
+    Event.objects.bulk_create(
+        [Event(project=project, contact=contact, name=name, created_at=at) for _ in range(n)]
+    )
+
+
+@pytest.mark.django_db
+@SMALL_BATCHES
+def test_deletes_in_batches_and_keeps_other_names(project, other_project):
+    add_events(project, "old", 10)
+    add_events(project, "keep", 2)
+    add_events(other_project, "old", 4)
+    batches = []
+    job = store.start_deletion(project, "old")
+    assert store.run_deletion(job, on_batch=batches.append) == 10
+    assert batches == [3, 3, 3, 1]
+    assert not Event.objects.filter(project=project, name="old").exists()
+    assert Event.objects.filter(project=project, name="keep").count() == 2
+    assert Event.objects.filter(project=other_project, name="old").count() == 4
+    job.refresh_from_db()
+    assert (job.status, job.deleted_count) == (EventDeletion.Status.DONE, 10)
+    assert job.finished_at is not None
+
+
+@pytest.mark.django_db
+@SMALL_BATCHES
+def test_events_tracked_after_the_request_survive(project):
+    add_events(project, "old", 5, days_ago=1)
+    job = store.start_deletion(project, "old")
+    later = store.track(project, parse_track({"email": "n@example.com", "event": "old"}))
+    assert store.run_deletion(job) == 5
+    assert list(Event.objects.filter(project=project, name="old").values_list("id", flat=True)) == [
+        later.event_id
+    ]
+    assert store.event_counts(project)["old"] == 1
+
+
+@pytest.mark.django_db
+@SMALL_BATCHES
+def test_interrupted_deletion_resumes(project):
+    add_events(project, "old", 8)
+    job = store.start_deletion(project, "old")
+
+    def crash_after_first_batch(count):
+        raise RuntimeError("worker killed")
+
+    with pytest.raises(RuntimeError):
+        store.run_deletion(job, on_batch=crash_after_first_batch)
+    job.refresh_from_db()
+    assert (job.status, job.deleted_count) == (EventDeletion.Status.RUNNING, 3)
+    assert Event.objects.filter(project=project, name="old").count() == 5
+    # A second DELETE of the same name resumes the same job instead of starting another.
+    assert store.start_deletion(project, "old").pk == job.pk
+    call_command("plunk_resume_deletions")
+    job.refresh_from_db()
+    assert (job.status, job.deleted_count) == (EventDeletion.Status.DONE, 8)
+    assert not Event.objects.filter(project=project, name="old").exists()
+
+
+@pytest.mark.django_db
+def test_a_name_being_deleted_cannot_gain_a_reference(project):
+    add_events(project, "old", 2)
+    store.start_deletion(project, "old")
+    with pytest.raises(Conflict) as refused:
+        guard_new_references(project, {"old", "other"})
+    assert refused.value.details == {"eventNames": ["old"]}
+    guard_new_references(project, {"other"})  # unrelated names are fine
+
+
+@pytest.mark.django_db
+def test_rollup_rows_of_a_deleted_name_go_too(project):
+    add_events(project, "old", 4, days_ago=3)
+    add_events(project, "keep", 1, days_ago=3)
+    store.rollup(project)
+    assert EventNameTotal.objects.filter(project=project, name="old").exists()
+    assert store.delete_events_by_name(project, "old") == 4
+    assert not EventDailyCount.objects.filter(project=project, name="old").exists()
+    assert not EventNameTotal.objects.filter(project=project, name="old").exists()
+    assert store.event_names(project) == ["keep"]
+
+
+@pytest.mark.django_db
+def test_delete_command_applies_the_guard(project):
+    add_events(project, "old", 2)
+    call_command("plunk_delete_events", "old", project=project.name)
+    assert not Event.objects.filter(project=project, name="old").exists()
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="reserved system event"):
+        call_command("plunk_delete_events", "email.open", project=str(project.pk))
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db(transaction=True)
+@override_settings(PLUNK_EVENTS={"DELETE_BATCH_SIZE": 50})
+def test_ingest_keeps_working_during_a_large_delete(project):
+    add_events(project, "old", 3000, days_ago=1)
+    tracked = []
+    stop = threading.Event()
+
+    def ingest():
+        try:
+            while not stop.is_set():
+                result = store.track(
+                    project, parse_track({"email": f"u{len(tracked)}@x.io", "event": "old"})
+                )
+                tracked.append(result.event_id)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=ingest)
+    worker.start()
+    try:
+        deleted = store.delete_events_by_name(project, "old")
+    finally:
+        stop.set()
+        worker.join()
+    survivors = set(Event.objects.filter(project=project, name="old").values_list("id", flat=True))
+    assert tracked, "ingest made no progress during the delete"
+    # Every event tracked after the request began survives; all older ones are gone.
+    assert deleted + len(survivors) == 3000 + len(tracked)
+    assert survivors <= set(tracked)
+    assert store.event_counts(project)["old"] == len(survivors)

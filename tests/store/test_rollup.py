@@ -1,0 +1,119 @@
+"""Names and stats come from the daily rollup plus a live tail and must equal a plain GROUP BY
+for any window, before and after the rollup ran, and right after a new track."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db.models import Count
+
+from plunk_events.models import Contact, Event, EventDailyCount, EventNameTotal
+from plunk_events.services import store
+from plunk_events.services.validation import parse_track
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime.now(UTC)
+
+
+def seed(project, n=600, days=20, names=("a", "b", "c.d", "e f")):
+    rng = random.Random(7)
+    contact, _ = Contact.objects.get_or_create(project=project, email="x@example.com")
+    rows = []
+    for i in range(n):
+        at = NOW - timedelta(seconds=rng.randrange(days * 86400))
+        rows.append(
+            Event(
+                project=project,
+                contact=contact if i % 3 else None,
+                name=rng.choice(names),
+                created_at=at,
+            )
+        )
+    Event.objects.bulk_create(rows)
+
+
+def group_by(project, start=None, end=None):
+    qs = Event.objects.filter(project=project)
+    if start:
+        qs = qs.filter(created_at__gte=start)
+    if end:
+        qs = qs.filter(created_at__lte=end)
+    return Counter(dict(qs.values_list("name").annotate(n=Count("id")).order_by()))
+
+
+def windows():
+    rng = random.Random(3)
+    yield None, None
+    for _ in range(25):
+        a = NOW - timedelta(seconds=rng.randrange(25 * 86400))
+        b = a + timedelta(seconds=rng.randrange(10 * 86400))
+        yield rng.choice([a, None]), rng.choice([b, None])
+    day = (NOW - timedelta(days=5)).replace(hour=0, minute=0, second=0, microsecond=0)
+    yield day, day + timedelta(days=3) - timedelta(microseconds=1)  # exact full days
+
+
+def test_counts_equal_group_by_before_and_after_rollup(project):
+    seed(project)
+    # The read path rolls up lazily; compare every window.
+    for start, end in windows():
+        assert store.event_counts(project, start, end) == +group_by(project, start, end), (
+            start,
+            end,
+        )
+    assert EventDailyCount.objects.filter(project=project).exists()
+    assert project.__class__.objects.get(pk=project.pk).events_rolled_until is not None
+    # Rolling up again changes nothing.
+    before = list(
+        EventDailyCount.objects.values_list("day", "name", "count").order_by("day", "name")
+    )
+    assert store.rollup(project) == 0
+    after = list(
+        EventDailyCount.objects.values_list("day", "name", "count").order_by("day", "name")
+    )
+    assert before == after
+
+
+def test_tracked_event_counts_immediately_after_rollup(project):
+    seed(project, n=100)
+    store.rollup(project)
+    before = store.event_counts(project)
+    store.track(project, parse_track({"email": "new@example.com", "event": "a"}))
+    assert store.event_counts(project)["a"] == before["a"] + 1
+    assert store.event_names(project)[0] in {"a", "b", "c.d", "e f"}
+    window = store.event_counts(project, NOW - timedelta(minutes=5), None)
+    assert window == +group_by(project, NOW - timedelta(minutes=5))
+
+
+def test_name_totals_match_rolled_days(project):
+    seed(project)
+    store.rollup(project)
+    rolled_until = project.__class__.objects.get(pk=project.pk).events_rolled_until
+    expected = group_by(project, None, rolled_until - timedelta(microseconds=1))
+    totals = Counter(
+        dict(EventNameTotal.objects.filter(project=project).values_list("name", "count"))
+    )
+    assert totals == +expected
+
+
+def test_names_cost_does_not_grow_with_events(project, other_project, django_assert_num_queries):
+    seed(project, n=50)
+    seed(other_project, n=3000)
+    store.rollup(project)
+    store.rollup(other_project)
+    # Up to date: one watermark read, the name totals, the live tail.
+    with django_assert_num_queries(3):
+        small = store.event_names(project)
+    with django_assert_num_queries(3):
+        big = store.event_names(other_project)
+    assert set(small) == set(big) == {"a", "b", "c.d", "e f"}
+
+
+def test_projects_are_isolated(project, other_project):
+    seed(project, n=200)
+    seed(other_project, n=50, names=("z",))
+    assert set(store.event_counts(other_project)) == {"z"}
+    assert "z" not in store.event_counts(project)
