@@ -1,7 +1,7 @@
 """Routes of the API, in the order of spec §4.8.
 
 Event names may contain dots, slashes and words like ``names``: each ``events/...`` route maps GET
-to its query and DELETE to ``destroy`` of the whole remainder (``path_name``), so
+to its query and DELETE to a delete of the whole remainder of the path, so
 ``DELETE /events/names`` deletes the event called "names".
 """
 
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from django.urls import re_path
 
+from .resources import ContactViewSet, SegmentViewSet, WorkflowViewSet
 from .views import EventViewSet, TrackBatchView, TrackView, UnknownRouteView
 
-events_names = EventViewSet.as_view({"get": "names", "delete": "destroy"})
-events_stats = EventViewSet.as_view({"get": "stats", "delete": "destroy"})
-events_contact = EventViewSet.as_view({"get": "contact_events", "delete": "destroy"})
-events_usage = EventViewSet.as_view({"get": "usage", "delete": "destroy"})
+events_names = EventViewSet.as_view({"get": "names", "delete": "destroy_alias"})
+events_stats = EventViewSet.as_view({"get": "stats", "delete": "destroy_alias"})
+events_contact = EventViewSet.as_view({"get": "contact_events", "delete": "destroy_alias"})
+events_usage = EventViewSet.as_view({"get": "usage", "delete": "destroy_alias"})
 events_named = EventViewSet.as_view({"delete": "destroy"})
 events_list = EventViewSet.as_view({"get": "list"})
 
@@ -22,15 +23,13 @@ urlpatterns = [
     re_path(r"^v1/track$", TrackView.as_view(), name="track"),
     re_path(r"^v1/track/batch$", TrackBatchView.as_view(), name="track-batch"),
     re_path(r"^events$", events_list, name="events"),
-    re_path(r"^events/(?P<path_name>names)$", events_names, name="event-names"),
-    re_path(r"^events/(?P<path_name>stats)$", events_stats, name="event-stats"),
-    re_path(
-        r"^events/(?P<path_name>contact/(?P<contact_id>[^/]+))$",
-        events_contact,
-        name="contact-events",
-    ),
-    re_path(r"^events/(?P<path_name>(?P<name>.+)/usage)$", events_usage, name="event-usage"),
-    re_path(r"^events/(?P<path_name>.+)$", events_named, name="event-detail"),
+    # Literal parts stay outside named groups so the OpenAPI schema gets one path per route;
+    # ``destroy_alias`` rebuilds the event name from what the route captured.
+    re_path(r"^events/names$", events_names, {"literal": "names"}, name="event-names"),
+    re_path(r"^events/stats$", events_stats, {"literal": "stats"}, name="event-stats"),
+    re_path(r"^events/contact/(?P<contactId>[^/]+)$", events_contact, name="contact-events"),
+    re_path(r"^events/(?P<eventName>.+)/usage$", events_usage, name="event-usage"),
+    re_path(r"^events/(?P<eventName>.+)$", events_named, name="event-detail"),
 ]
 
 #: Last: anything else under the app's prefixes is a 404 in the envelope, not Django's HTML page.
@@ -40,4 +39,26 @@ fallback_urlpatterns = [
         UnknownRouteView.as_view(),
         name="unknown-route",
     ),
+]
+
+contacts_list = ContactViewSet.as_view({"get": "list", "post": "create"})
+contacts_detail = ContactViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
+segments_list = SegmentViewSet.as_view({"get": "list", "post": "create"})
+segments_detail = SegmentViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
+workflows_list = WorkflowViewSet.as_view({"get": "list", "post": "create"})
+workflows_detail = WorkflowViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
+
+urlpatterns += [
+    re_path(r"^contacts$", contacts_list, name="contacts"),
+    re_path(r"^contacts/(?P<pk>[^/]+)$", contacts_detail, name="contact-detail"),
+    re_path(r"^segments$", segments_list, name="segments"),
+    re_path(r"^segments/(?P<pk>[^/]+)$", segments_detail, name="segment-detail"),
+    re_path(r"^workflows$", workflows_list, name="workflows"),
+    re_path(r"^workflows/(?P<pk>[^/]+)$", workflows_detail, name="workflow-detail"),
 ]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import router
 from django.db.models import Q
 
 from ..models import EventDeletion, Project, Segment, Workflow, WorkflowStep
@@ -58,19 +59,27 @@ class References:
         }
 
 
-def find_references(project: Project, name: str) -> References:
+def find_references(project: Project, name: str, *, using: str | None = None) -> References:
     """Segments whose condition filters on ``event.<name>``; workflows triggered by ``name``
-    (enabled or not) or waiting for it in a WAIT_FOR_EVENT step."""
+    (enabled or not) or waiting for it in a WAIT_FOR_EVENT step.
+
+    The delete guard passes ``using`` (the primary) so a replica's lag cannot hide a reference.
+    """
     segments = [
         s
-        for s in Segment.objects.filter(project=project).only("id", "name", "condition")
+        for s in Segment.objects.using(using)
+        .filter(project=project)
+        .only("id", "name", "condition")
         if name in condition_event_names(s.condition)
     ]
-    waiting = WorkflowStep.objects.filter(
-        project=project, type=WorkflowStep.Type.WAIT_FOR_EVENT, config__eventName=name
-    ).values("workflow_id")
+    waiting = (
+        WorkflowStep.objects.using(using)
+        .filter(project=project, type=WorkflowStep.Type.WAIT_FOR_EVENT, config__eventName=name)
+        .values("workflow_id")
+    )
     workflows = list(
-        Workflow.objects.filter(project=project)
+        Workflow.objects.using(using)
+        .filter(project=project)
         .filter(
             Q(trigger_type=Workflow.TriggerType.EVENT, trigger_config__eventName=name)
             | Q(id__in=waiting)
@@ -97,8 +106,10 @@ def workflow_event_names(workflow_trigger: dict | None, steps: Iterable[dict]) -
 
 
 def lock_project(project: Project) -> Project:
-    """Take the project's row lock; call inside ``transaction.atomic()``."""
-    return Project.objects.select_for_update().get(pk=project.pk)
+    """Take the project's row lock (on the primary); call inside ``transaction.atomic()``."""
+    return (
+        Project.objects.using(router.db_for_write(Project)).select_for_update().get(pk=project.pk)
+    )
 
 
 def guard_new_references(project: Project, names: Iterable[str]) -> None:
@@ -112,9 +123,9 @@ def guard_new_references(project: Project, names: Iterable[str]) -> None:
     if not names:
         return
     busy = sorted(
-        EventDeletion.objects.filter(
-            project=project, name__in=names, status=EventDeletion.Status.RUNNING
-        ).values_list("name", flat=True)
+        EventDeletion.objects.using(router.db_for_write(EventDeletion))
+        .filter(project=project, name__in=names, status=EventDeletion.Status.RUNNING)
+        .values_list("name", flat=True)
     )
     if busy:
         raise Conflict(

@@ -1,0 +1,334 @@
+"""``/contacts``, ``/segments`` and ``/workflows``: enough of Plunk's sibling resources to manage
+what the delete guard of ``DELETE /events/<name>`` depends on (spec §6, §9).
+
+Secret key only; every error in the envelope; ids of another project, or ids that are not
+UUIDs, answer 404 ``RESOURCE_NOT_FOUND``. Writes go through the services (contacts through the
+event store, segments and workflows through :mod:`plunk_events.services.automation`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import router
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.viewsets import ViewSet
+
+from ..models import Contact, Segment, Workflow
+from ..services import automation, store
+from ..services.errors import FieldErrorList, NotFound, ValidationFailed
+from ..services.validation import MISSING, check_data, check_email, check_subscribed, js_type
+from . import schema
+from . import serializers as s
+from .mixins import PlunkAPIMixin
+from .pagination import ContactCursorPagination, PagePagination
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(schema.ErrorSerializer, description=description)
+
+
+E401 = {401: _error("Missing or invalid secret key")}
+E404 = {404: _error("No such id in this project (or not a UUID)")}
+E422 = {
+    400: _error("Malformed JSON"),
+    422: _error("Validation failed; `errors[]` names each field by its path"),
+}
+E409 = {409: _error("An event name the new state references is being deleted")}
+
+
+def id_parameter(resource: str) -> OpenApiParameter:
+    """The ``pk`` URL group, which drf-spectacular names ``id`` in the schema."""
+    return OpenApiParameter("id", str, OpenApiParameter.PATH, description=f"The {resource}'s UUID.")
+
+
+def json_body(request) -> dict[str, Any]:
+    """The request body, which must be a JSON object."""
+    body = request.data
+    if not isinstance(body, dict):
+        errors = FieldErrorList()
+        received = js_type(body)
+        errors.add("body", f"Expected object, received {received}", "invalid_type", received)
+        raise ValidationFailed(errors)
+    return body
+
+
+# ---------------------------------------------------------------------------------------------
+# Contacts
+
+
+def get_contact(project, contact_id: Any, *, using: str | None = None) -> Contact:
+    pk = automation.uuid_or_404("Contact", contact_id)
+    contact = Contact.objects.using(using).filter(project=project, pk=pk).first()
+    if contact is None:
+        raise NotFound("Contact", contact_id)
+    return contact
+
+
+class ContactViewSet(PlunkAPIMixin, ViewSet):
+    """Plunk's contacts (spec §9, OpenAPI ``/contacts``): the same email, data and subscription
+    rules as ``POST /v1/track``, including the ``contact.subscribed``/``unsubscribed`` events."""
+
+    @extend_schema(
+        operation_id="listContacts",
+        parameters=[
+            OpenApiParameter("limit", int, description="Default 20; capped at 100."),
+            OpenApiParameter("cursor", str, description="The `cursor` of the previous page."),
+            OpenApiParameter("search", str, description="Case-insensitive substring of email."),
+            OpenApiParameter("subscribed", bool, description="Only (un)subscribed contacts."),
+            OpenApiParameter("sort", str, enum=["createdAt", "email"], default="createdAt"),
+            OpenApiParameter("dir", str, enum=["asc", "desc"], default="desc"),
+        ],
+        responses={200: s.ContactListResponse, **E401, 422: _error("Bad filter or cursor")},
+        tags=["Contacts"],
+    )
+    def list(self, request):
+        contacts = Contact.objects.filter(project=self.project)
+        search = request.query_params.get("search")
+        if search:
+            contacts = contacts.filter(email__icontains=search.strip())
+        subscribed = request.query_params.get("subscribed")
+        if subscribed in ("true", "false"):
+            contacts = contacts.filter(subscribed=subscribed == "true")
+        elif subscribed:
+            errors = FieldErrorList()
+            errors.add("subscribed", "Expected true or false", "invalid_type", "string")
+            raise ValidationFailed(errors)
+        paginator = ContactCursorPagination()
+        page = paginator.paginate_queryset(contacts, request, view=self)
+        return paginator.get_paginated_response(s.ContactSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="createContact",
+        request=s.ContactCreate,
+        responses={
+            201: OpenApiResponse(s.ContactUpsertResponse, description="Contact created"),
+            200: OpenApiResponse(s.ContactUpsertResponse, description="Contact updated"),
+            **E401,
+            **E422,
+        },
+        tags=["Contacts"],
+    )
+    def create(self, request):
+        body = json_body(request)
+        errors = FieldErrorList()
+        email = check_email(errors, body.get("email", MISSING))
+        subscribed = check_subscribed(errors, body.get("subscribed", MISSING))
+        data = check_data(errors, body.get("data", MISSING))
+        if errors:
+            raise ValidationFailed(errors)
+        state = store.upsert_contact(self.project, email, data=data, subscribed=subscribed)
+        # Read back from the primary: a replica may not have the row yet.
+        contact = get_contact(self.project, state.id, using=router.db_for_write(Contact))
+        payload = s.ContactSerializer(contact).data
+        payload["_meta"] = {"isNew": state.created, "isUpdate": not state.created}
+        return Response(payload, status=201 if state.created else 200)
+
+    @extend_schema(
+        operation_id="getContact",
+        parameters=[id_parameter("contact")],
+        responses={200: s.ContactSerializer, **E401, **E404},
+        tags=["Contacts"],
+    )
+    def retrieve(self, request, pk: str):
+        return Response(s.ContactSerializer(get_contact(self.project, pk)).data)
+
+    @extend_schema(
+        operation_id="updateContact",
+        parameters=[id_parameter("contact")],
+        request=s.ContactUpdate,
+        responses={
+            200: s.ContactSerializer,
+            **E401,
+            **E404,
+            409: _error("Another contact of the project has this email"),
+            **E422,
+        },
+        tags=["Contacts"],
+    )
+    def partial_update(self, request, pk: str):
+        contact = get_contact(self.project, pk)
+        body = json_body(request)
+        errors = FieldErrorList()
+        email = check_email(errors, body["email"]) if "email" in body else None
+        subscribed = check_subscribed(errors, body.get("subscribed", MISSING))
+        data = check_data(errors, body.get("data", MISSING))
+        if errors:
+            raise ValidationFailed(errors)
+        contact = store.update_contact(
+            self.project, contact.pk, email=email, data=data, subscribed=subscribed
+        )
+        return Response(s.ContactSerializer(contact).data)
+
+    @extend_schema(
+        operation_id="deleteContact",
+        parameters=[id_parameter("contact")],
+        responses={204: None, **E401, **E404},
+        tags=["Contacts"],
+    )
+    def destroy(self, request, pk: str):
+        store.delete_contact(self.project, automation.uuid_or_404("Contact", pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments
+
+
+class SegmentViewSet(PlunkAPIMixin, ViewSet):
+    """Audience segments (spec §6.3); ``condition`` uses Plunk's filter grammar and its
+    ``event.<name>`` filters make those event names undeletable while the segment exists."""
+
+    @extend_schema(
+        operation_id="listSegments",
+        responses={200: s.SegmentSerializer(many=True), **E401},
+        tags=["Segments"],
+    )
+    def list(self, request):
+        segments = Segment.objects.filter(project=self.project).order_by("-created_at", "-id")
+        return Response(s.SegmentSerializer(segments, many=True).data)
+
+    @extend_schema(
+        operation_id="createSegment",
+        request=s.SegmentSerializer,
+        responses={201: s.SegmentSerializer, **E401, **E409, **E422},
+        tags=["Segments"],
+    )
+    def create(self, request):
+        serializer = s.SegmentSerializer(data=json_body(request))
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        segment = automation.create_segment(
+            self.project,
+            name=values["name"],
+            description=values.get("description"),
+            type=values.get("type", Segment.Type.DYNAMIC),
+            condition=values.get("condition"),
+            track_membership=values.get("track_membership", False),
+        )
+        return Response(s.SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="getSegment",
+        parameters=[id_parameter("segment")],
+        responses={200: s.SegmentSerializer, **E401, **E404},
+        tags=["Segments"],
+    )
+    def retrieve(self, request, pk: str):
+        return Response(s.SegmentSerializer(automation.get_segment(self.project, pk)).data)
+
+    @extend_schema(
+        operation_id="updateSegment",
+        parameters=[id_parameter("segment")],
+        request=s.SegmentSerializer(partial=True),
+        responses={200: s.SegmentSerializer, **E401, **E404, **E409, **E422},
+        tags=["Segments"],
+    )
+    def partial_update(self, request, pk: str):
+        automation.get_segment(self.project, pk)
+        serializer = s.SegmentSerializer(data=json_body(request), partial=True)
+        serializer.is_valid(raise_exception=True)
+        segment = automation.update_segment(self.project, pk, **serializer.validated_data)
+        return Response(s.SegmentSerializer(segment).data)
+
+    @extend_schema(
+        operation_id="deleteSegment",
+        parameters=[id_parameter("segment")],
+        responses={204: None, **E401, **E404},
+        tags=["Segments"],
+    )
+    def destroy(self, request, pk: str):
+        automation.delete_segment(self.project, pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workflows
+
+
+class WorkflowViewSet(PlunkAPIMixin, ViewSet):
+    """Event-triggered workflows (spec §6.4): the trigger event and every WAIT_FOR_EVENT step's
+    event are references that the delete guard honours, whether the workflow is enabled or not."""
+
+    @extend_schema(
+        operation_id="listWorkflows",
+        parameters=[
+            OpenApiParameter("page", int, description="1-based; default 1."),
+            OpenApiParameter("pageSize", int, description="Default 20; capped at 100."),
+        ],
+        responses={200: s.WorkflowListResponse, **E401},
+        tags=["Workflows"],
+    )
+    def list(self, request):
+        workflows = (
+            Workflow.objects.filter(project=self.project)
+            .order_by("-created_at", "-id")
+            .prefetch_related("steps")
+        )
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(workflows, request, view=self)
+        return paginator.get_paginated_response(s.WorkflowSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="createWorkflow",
+        request=s.WorkflowSerializer,
+        responses={201: s.WorkflowSerializer, **E401, **E409, **E422},
+        tags=["Workflows"],
+    )
+    def create(self, request):
+        serializer = s.WorkflowSerializer(data=json_body(request))
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        workflow = automation.create_workflow(
+            self.project,
+            name=values["name"],
+            event_name=values["eventName"],
+            description=values.get("description"),
+            enabled=values.get("enabled", False),
+            allow_reentry=values.get("allow_reentry", False),
+            steps=[dict(step) for step in values.get("steps", [])],
+        )
+        return Response(s.WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="getWorkflow",
+        parameters=[id_parameter("workflow")],
+        responses={200: s.WorkflowSerializer, **E401, **E404},
+        tags=["Workflows"],
+    )
+    def retrieve(self, request, pk: str):
+        return Response(s.WorkflowSerializer(automation.get_workflow(self.project, pk)).data)
+
+    @extend_schema(
+        operation_id="updateWorkflow",
+        parameters=[id_parameter("workflow")],
+        request=s.WorkflowSerializer(partial=True),
+        responses={200: s.WorkflowSerializer, **E401, **E404, **E409, **E422},
+        tags=["Workflows"],
+    )
+    def partial_update(self, request, pk: str):
+        automation.get_workflow(self.project, pk)
+        serializer = s.WorkflowSerializer(data=json_body(request), partial=True)
+        serializer.is_valid(raise_exception=True)
+        values = dict(serializer.validated_data)
+        steps = values.pop("steps", None)
+        workflow = automation.update_workflow(
+            self.project,
+            pk,
+            event_name=values.pop("eventName", None),
+            steps=[dict(step) for step in steps] if steps is not None else None,
+            **values,
+        )
+        return Response(s.WorkflowSerializer(workflow).data)
+
+    @extend_schema(
+        operation_id="deleteWorkflow",
+        parameters=[id_parameter("workflow")],
+        responses={204: None, **E401, **E404},
+        tags=["Workflows"],
+    )
+    def destroy(self, request, pk: str):
+        automation.delete_workflow(self.project, pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,390 @@
+"""Segments and workflows: the writes that can add references to event names (spec §6.3-6.5).
+
+Every create, update and delete runs in one transaction that first calls
+:func:`references.guard_new_references` with the event names the new state references. That
+takes the project lock the delete guard of ``DELETE /events/<name>`` takes, so a reference can
+never appear between the guard's check and the deletion, and names being deleted are refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import router, transaction
+from django.db.models import Prefetch
+
+from ..constants import EVENT_NAME_MAX_LENGTH
+from ..models import Project, Segment, Workflow, WorkflowStep
+from . import references
+from .conditions import validate_condition
+from .errors import FieldErrorList, NotFound, ValidationFailed
+from .validation import MISSING, js_type
+
+#: Longest WAIT_FOR_EVENT timeout and DELAY, in seconds (one year / 365 days, spec §6.4).
+MAX_WAIT_TIMEOUT_SECONDS = 31_536_000
+MAX_DELAY_SECONDS = 365 * 24 * 3600
+DELAY_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
+STEP_NAME_MAX_LENGTH = 100
+
+
+def uuid_or_404(resource: str, value: Any) -> uuid.UUID:
+    """Ids that are not UUIDs cannot exist: answer 404 rather than a database error."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(resource, value) from None
+
+
+def _type_error(errors: FieldErrorList, field: str, expected: str, value: Any) -> None:
+    received = js_type(value)
+    message = "Required" if value is MISSING else f"Expected {expected}, received {received}"
+    errors.add(field, message, "invalid_type", received)
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments
+
+
+def _write_db() -> str:
+    """Writes, and the reads inside their transactions, use the primary even with a replica."""
+    return router.db_for_write(Segment)
+
+
+def get_segment(project: Project, segment_id: Any, *, using: str | None = None) -> Segment:
+    pk = uuid_or_404("Segment", segment_id)
+    segment = Segment.objects.using(using).filter(project=project, pk=pk).first()
+    if segment is None:
+        raise NotFound("Segment", segment_id)
+    return segment
+
+
+def _segment_condition(segment_type: str, condition: Any) -> dict | None:
+    """The condition to store: ``None`` for STATIC segments, a valid tree for DYNAMIC ones."""
+    if segment_type == Segment.Type.STATIC:
+        return None
+    if condition is None:
+        raise ValidationFailed(
+            [
+                {
+                    "field": "condition",
+                    "message": "Condition is required for DYNAMIC segments",
+                    "code": "invalid_type",
+                    "received": "null",
+                }
+            ]
+        )
+    errors = validate_condition(condition)
+    if errors:
+        raise ValidationFailed(errors)
+    return condition
+
+
+def create_segment(
+    project: Project,
+    *,
+    name: str,
+    description: str | None = None,
+    type: str = Segment.Type.DYNAMIC,  # noqa: A002 (Plunk's field name)
+    condition: dict | None = None,
+    track_membership: bool = False,
+) -> Segment:
+    condition = _segment_condition(type, condition)
+    alias = _write_db()
+    with transaction.atomic(using=alias):
+        references.guard_new_references(project, references.condition_event_names(condition))
+        return Segment.objects.using(alias).create(
+            project=project,
+            name=name,
+            description=description,
+            type=type,
+            condition=condition,
+            track_membership=track_membership,
+        )
+
+
+SEGMENT_FIELDS = ("name", "description", "type", "condition", "track_membership")
+
+
+def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment:
+    """Apply ``changes`` (any of ``SEGMENT_FIELDS``); a condition is re-validated whenever the
+    segment ends up DYNAMIC, and dropped when it ends up STATIC."""
+    unknown = set(changes) - set(SEGMENT_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown segment fields: {sorted(unknown)}")
+    alias = _write_db()
+    with transaction.atomic(using=alias):
+        references.lock_project(project)
+        segment = get_segment(project, segment_id, using=alias)
+        for key, value in changes.items():
+            setattr(segment, key, value)
+        if "condition" in changes or "type" in changes:
+            segment.condition = _segment_condition(segment.type, segment.condition)
+        references.guard_new_references(
+            project, references.condition_event_names(segment.condition)
+        )
+        segment.save(using=alias)
+    return segment
+
+
+def delete_segment(project: Project, segment_id: Any) -> None:
+    alias = _write_db()
+    with transaction.atomic(using=alias):
+        references.guard_new_references(project, ())
+        get_segment(project, segment_id, using=alias).delete(using=alias)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workflows
+
+
+def get_workflow(project: Project, workflow_id: Any, *, using: str | None = None) -> Workflow:
+    pk = uuid_or_404("Workflow", workflow_id)
+    steps = Prefetch("steps", queryset=WorkflowStep.objects.using(using).order_by("order"))
+    workflow = (
+        Workflow.objects.using(using).filter(project=project, pk=pk).prefetch_related(steps).first()
+    )
+    if workflow is None:
+        raise NotFound("Workflow", workflow_id)
+    return workflow
+
+
+def check_event_name(errors: FieldErrorList, value: Any, field: str) -> str | None:
+    """A trigger or wait event name: a string, trimmed, 1-255 characters."""
+    if not isinstance(value, str):
+        _type_error(errors, field, "string", value)
+        return None
+    value = value.strip()
+    if not value:
+        errors.add(field, "String must contain at least 1 character(s)", "too_small")
+        return None
+    if len(value) > EVENT_NAME_MAX_LENGTH:
+        errors.add(
+            field, f"String must contain at most {EVENT_NAME_MAX_LENGTH} character(s)", "too_big"
+        )
+        return None
+    return value
+
+
+def _check_step_config(errors: FieldErrorList, step_type: str, config: dict, path: str) -> dict:
+    """Type-specific rules; returns the config to store (WAIT_FOR_EVENT's name trimmed)."""
+    if step_type == WorkflowStep.Type.WAIT_FOR_EVENT:
+        name = check_event_name(errors, config.get("eventName", MISSING), f"{path}.eventName")
+        timeout = config.get("timeout")
+        if timeout is not None:
+            if not isinstance(timeout, int) or isinstance(timeout, bool):
+                _type_error(errors, f"{path}.timeout", "integer", timeout)
+            elif not 0 < timeout <= MAX_WAIT_TIMEOUT_SECONDS:
+                errors.add(
+                    f"{path}.timeout",
+                    f"Timeout must be between 1 and {MAX_WAIT_TIMEOUT_SECONDS} seconds",
+                    "too_big" if timeout > 0 else "too_small",
+                )
+        if name is not None:
+            config = {**config, "eventName": name}
+    elif step_type == WorkflowStep.Type.DELAY:
+        amount = config.get("amount", MISSING)
+        unit = config.get("unit", MISSING)
+        if not isinstance(amount, int | float) or isinstance(amount, bool):
+            _type_error(errors, f"{path}.amount", "number", amount)
+            amount = None
+        elif amount <= 0:
+            errors.add(f"{path}.amount", "Number must be greater than 0", "too_small")
+            amount = None
+        if unit not in DELAY_UNITS:
+            if isinstance(unit, str):
+                expected = " | ".join(f"'{u}'" for u in DELAY_UNITS)
+                errors.add(
+                    f"{path}.unit",
+                    f"Invalid enum value. Expected {expected}, received '{unit}'",
+                    "invalid_enum_value",
+                )
+            else:
+                _type_error(errors, f"{path}.unit", "string", unit)
+        elif amount is not None and amount * DELAY_UNITS[unit] > MAX_DELAY_SECONDS:
+            errors.add(f"{path}.amount", "Delay must be at most 365 days", "too_big")
+    return config
+
+
+def validate_steps(steps: Any, field: str = "steps") -> tuple[list[dict], list[dict]]:
+    """Check the steps that follow the trigger; returns ``(steps to store, errors)``.
+
+    The TRIGGER step is made from the workflow's ``eventName``, so none may be sent.
+    """
+    errors = FieldErrorList()
+    if not isinstance(steps, list):
+        _type_error(errors, field, "array", steps)
+        return [], list(errors)
+    clean = []
+    for index, step in enumerate(steps):
+        path = f"{field}.{index}"
+        if not isinstance(step, dict):
+            _type_error(errors, path, "object", step)
+            continue
+        step_type = step.get("type", MISSING)
+        if step_type == WorkflowStep.Type.TRIGGER:
+            errors.add(
+                f"{path}.type",
+                "The TRIGGER step is created from eventName; send only the steps after it",
+                "custom",
+            )
+        elif step_type not in WorkflowStep.Type.values:
+            if isinstance(step_type, str):
+                expected = " | ".join(f"'{t}'" for t in WorkflowStep.Type.values)
+                errors.add(
+                    f"{path}.type",
+                    f"Invalid enum value. Expected {expected}, received '{step_type}'",
+                    "invalid_enum_value",
+                )
+            else:
+                _type_error(errors, f"{path}.type", "string", step_type)
+        name = step.get("name", MISSING)
+        if not isinstance(name, str):
+            _type_error(errors, f"{path}.name", "string", name)
+        elif not name.strip() or len(name) > STEP_NAME_MAX_LENGTH:
+            errors.add(
+                f"{path}.name",
+                f"String must contain 1 to {STEP_NAME_MAX_LENGTH} character(s)",
+                "too_big" if name.strip() else "too_small",
+            )
+        config = step.get("config")
+        if config is None:
+            config = {}
+        if not isinstance(config, dict):
+            _type_error(errors, f"{path}.config", "object", config)
+            continue
+        if isinstance(step_type, str):
+            config = _check_step_config(errors, step_type, config, f"{path}.config")
+        clean.append({"type": step_type, "name": name, "config": config})
+    return clean, list(errors)
+
+
+def _steps_or_raise(steps: Iterable[dict]) -> list[dict]:
+    clean, errors = validate_steps(list(steps))
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def _event_name_or_raise(value: Any) -> str:
+    errors = FieldErrorList()
+    name = check_event_name(errors, value, "eventName")
+    if errors:
+        raise ValidationFailed(errors)
+    return name
+
+
+def _trigger_step_values(event_name: str) -> dict[str, Any]:
+    return {
+        "type": WorkflowStep.Type.TRIGGER,
+        "name": f"Trigger: {event_name}"[:STEP_NAME_MAX_LENGTH],
+        "config": {"eventName": event_name},
+    }
+
+
+def _create_steps(alias: str, workflow: Workflow, steps: list[dict], first_order: int) -> None:
+    WorkflowStep.objects.using(alias).bulk_create(
+        [
+            WorkflowStep(project_id=workflow.project_id, workflow=workflow, order=order, **step)
+            for order, step in enumerate(steps, start=first_order)
+        ]
+    )
+
+
+def create_workflow(
+    project: Project,
+    *,
+    name: str,
+    event_name: str,
+    description: str | None = None,
+    enabled: bool = False,
+    allow_reentry: bool = False,
+    steps: Iterable[dict] = (),
+) -> Workflow:
+    """An EVENT workflow on ``event_name`` (trimmed) with its automatic TRIGGER step first."""
+    event_name = _event_name_or_raise(event_name)
+    steps = _steps_or_raise(steps)
+    trigger_config = {"eventName": event_name}
+    alias = _write_db()
+    with transaction.atomic(using=alias):
+        references.guard_new_references(
+            project, references.workflow_event_names(trigger_config, steps)
+        )
+        workflow = Workflow.objects.using(alias).create(
+            project=project,
+            name=name,
+            description=description,
+            enabled=enabled,
+            trigger_type=Workflow.TriggerType.EVENT,
+            trigger_config=trigger_config,
+            allow_reentry=allow_reentry,
+        )
+        _create_steps(alias, workflow, [_trigger_step_values(event_name), *steps], first_order=0)
+    return get_workflow(project, workflow.pk, using=alias)
+
+
+WORKFLOW_FIELDS = ("name", "description", "enabled", "allow_reentry")
+
+
+def update_workflow(
+    project: Project,
+    workflow_id: Any,
+    *,
+    event_name: str | None = None,
+    steps: Iterable[dict] | None = None,
+    **changes: Any,
+) -> Workflow:
+    """Apply ``changes`` (any of ``WORKFLOW_FIELDS``); a new ``event_name`` re-points the trigger
+    and its TRIGGER step; ``steps`` replace every step after the trigger."""
+    unknown = set(changes) - set(WORKFLOW_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown workflow fields: {sorted(unknown)}")
+    if event_name is not None:
+        event_name = _event_name_or_raise(event_name)
+    if steps is not None:
+        steps = _steps_or_raise(steps)
+    alias = _write_db()
+    with transaction.atomic(using=alias):
+        references.lock_project(project)
+        workflow = get_workflow(project, workflow_id, using=alias)
+        current_steps = list(workflow.steps.all())
+        if event_name is not None:
+            workflow.trigger_type = Workflow.TriggerType.EVENT
+            workflow.trigger_config = {"eventName": event_name}
+        kept_steps = steps
+        if kept_steps is None:
+            kept_steps = [
+                {"type": s.type, "config": s.config}
+                for s in current_steps
+                if s.type != WorkflowStep.Type.TRIGGER
+            ]
+        references.guard_new_references(
+            project, references.workflow_event_names(workflow.trigger_config, kept_steps)
+        )
+        for key, value in changes.items():
+            setattr(workflow, key, value)
+        workflow.save(using=alias)
+        workflow_steps = WorkflowStep.objects.using(alias).filter(
+            project=project, workflow=workflow
+        )
+        if event_name is not None:
+            trigger = _trigger_step_values(event_name)
+            updated = workflow_steps.filter(type=WorkflowStep.Type.TRIGGER).update(
+                name=trigger["name"], config=trigger["config"]
+            )
+            if not updated:
+                _create_steps(alias, workflow, [trigger], first_order=0)
+        if steps is not None:
+            workflow_steps.exclude(type=WorkflowStep.Type.TRIGGER).delete()
+            _create_steps(alias, workflow, steps, first_order=1)
+    return get_workflow(project, workflow.pk, using=alias)
+
+
+def delete_workflow(project: Project, workflow_id: Any) -> None:
+    alias = _write_db()
+    with transaction.atomic(using=alias):
+        references.guard_new_references(project, ())
+        get_workflow(project, workflow_id, using=alias).delete(using=alias)
