@@ -28,6 +28,7 @@ def check_settings(app_configs=None, **kwargs):
         "EVENTS_MAX_LIMIT",
         "BATCH_MAX_EVENTS",
         "BATCH_MAX_BYTES",
+        "TRACK_MAX_BYTES",
         "DELETE_BATCH_SIZE",
         "IDEMPOTENCY_KEY_TTL_HOURS",
     ):

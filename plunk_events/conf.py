@@ -11,6 +11,8 @@ DEFAULTS: dict[str, Any] = {
     "TRACK_REQUIRE_PUBLIC_KEY": False,
     # Cap on ``limit`` for GET /events and /events/contact/<id>.
     "EVENTS_MAX_LIMIT": 1000,
+    # Largest POST /v1/track body in bytes (413 above it).
+    "TRACK_MAX_BYTES": 1024 * 1024,
     # Largest POST /v1/track/batch: number of items and body size in bytes.
     "BATCH_MAX_EVENTS": 500,
     "BATCH_MAX_BYTES": 500 * 1024,

@@ -84,7 +84,7 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
         responses={200: s.ContactListResponse, **E401, 422: _error("Bad filter or cursor")},
         tags=["Contacts"],
     )
-    def list(self, request):
+    def list_contacts(self, request):
         contacts = Contact.objects.filter(project=self.project)
         search = request.query_params.get("search")
         if search:
@@ -261,7 +261,7 @@ class WorkflowViewSet(PlunkAPIMixin, ViewSet):
         responses={200: s.WorkflowListResponse, **E401},
         tags=["Workflows"],
     )
-    def list(self, request):
+    def list_workflows(self, request):
         workflows = (
             Workflow.objects.filter(project=self.project)
             .order_by("-created_at", "-id")

@@ -17,7 +17,20 @@ events_stats = EventViewSet.as_view({"get": "stats", "delete": "destroy_alias"})
 events_contact = EventViewSet.as_view({"get": "contact_events", "delete": "destroy_alias"})
 events_usage = EventViewSet.as_view({"get": "usage", "delete": "destroy_alias"})
 events_named = EventViewSet.as_view({"delete": "destroy"})
-events_list = EventViewSet.as_view({"get": "list"})
+events_list = EventViewSet.as_view({"get": "list_events"})
+# Page objects, not arrays: actions named ``list`` would be documented as arrays by the schema.
+contacts_list = ContactViewSet.as_view({"get": "list_contacts", "post": "create"})
+contacts_detail = ContactViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
+segments_list = SegmentViewSet.as_view({"get": "list", "post": "create"})
+segments_detail = SegmentViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
+workflows_list = WorkflowViewSet.as_view({"get": "list_workflows", "post": "create"})
+workflows_detail = WorkflowViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
 
 urlpatterns = [
     re_path(r"^v1/track$", TrackView.as_view(), name="track"),
@@ -30,6 +43,12 @@ urlpatterns = [
     re_path(r"^events/contact/(?P<contactId>[^/]+)$", events_contact, name="contact-events"),
     re_path(r"^events/(?P<eventName>.+)/usage$", events_usage, name="event-usage"),
     re_path(r"^events/(?P<eventName>.+)$", events_named, name="event-detail"),
+    re_path(r"^contacts$", contacts_list, name="contacts"),
+    re_path(r"^contacts/(?P<pk>[^/]+)$", contacts_detail, name="contact-detail"),
+    re_path(r"^segments$", segments_list, name="segments"),
+    re_path(r"^segments/(?P<pk>[^/]+)$", segments_detail, name="segment-detail"),
+    re_path(r"^workflows$", workflows_list, name="workflows"),
+    re_path(r"^workflows/(?P<pk>[^/]+)$", workflows_detail, name="workflow-detail"),
 ]
 
 #: Last: anything else under the app's prefixes is a 404 in the envelope, not Django's HTML page.
@@ -39,26 +58,4 @@ fallback_urlpatterns = [
         UnknownRouteView.as_view(),
         name="unknown-route",
     ),
-]
-
-contacts_list = ContactViewSet.as_view({"get": "list", "post": "create"})
-contacts_detail = ContactViewSet.as_view(
-    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
-)
-segments_list = SegmentViewSet.as_view({"get": "list", "post": "create"})
-segments_detail = SegmentViewSet.as_view(
-    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
-)
-workflows_list = WorkflowViewSet.as_view({"get": "list", "post": "create"})
-workflows_detail = WorkflowViewSet.as_view(
-    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
-)
-
-urlpatterns += [
-    re_path(r"^contacts$", contacts_list, name="contacts"),
-    re_path(r"^contacts/(?P<pk>[^/]+)$", contacts_detail, name="contact-detail"),
-    re_path(r"^segments$", segments_list, name="segments"),
-    re_path(r"^segments/(?P<pk>[^/]+)$", segments_detail, name="segment-detail"),
-    re_path(r"^workflows$", workflows_list, name="workflows"),
-    re_path(r"^workflows/(?P<pk>[^/]+)$", workflows_detail, name="workflow-detail"),
 ]

@@ -15,7 +15,7 @@ from ..conf import conf
 from ..services import store
 from ..services.errors import FieldErrorList, PlunkError, ValidationFailed
 from ..services.store import _iso as iso
-from ..services.validation import parse_track
+from ..services.validation import MISSING, _type_error, parse_track
 from . import schema
 from .authentication import TrackKeyAuthentication
 from .mixins import PlunkAPIMixin
@@ -43,10 +43,45 @@ def track_result_json(result: store.TrackResult) -> dict:
     }
 
 
-class TrackView(PlunkAPIMixin, APIView):
-    """Track an event for a contact, creating or updating the contact (Plunk ``POST /v1/track``)."""
+class PublicEndpointMixin(PlunkAPIMixin):
+    """``/v1/*`` is called from browsers with the public key (spec §3.9): any origin may call it,
+    a CORS preflight needs no key, and a body over ``max_body_setting`` bytes is refused (413)."""
 
     authentication_classes = [TrackKeyAuthentication]
+    cors_headers = {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type, Authorization, Idempotency-Key, X-Request-ID",
+    }
+    max_body_setting = "TRACK_MAX_BYTES"
+
+    def initial(self, request, *args, **kwargs):
+        if request.method == "OPTIONS":
+            self.format_kwarg = self.get_format_suffix(**kwargs)
+            negotiated = self.perform_content_negotiation(request)
+            request.accepted_renderer, request.accepted_media_type = negotiated
+            return
+        super().initial(request, *args, **kwargs)
+        limit = getattr(conf, self.max_body_setting)
+        try:
+            size = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            size = 0
+        if size > limit:
+            raise PlunkError(f"Request body is {size} bytes; the limit is {limit}", status_code=413)
+
+    def options(self, request, *args, **kwargs):
+        return Response(status=status.HTTP_200_OK)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for header, value in self.cors_headers.items():
+            response[header] = value
+        return response
+
+
+class TrackView(PublicEndpointMixin, APIView):
+    """Track an event for a contact, creating or updating the contact (Plunk ``POST /v1/track``)."""
 
     @extend_schema(
         operation_id="trackEvent",
@@ -64,14 +99,14 @@ class TrackView(PlunkAPIMixin, APIView):
         return Response({"success": True, "data": track_result_json(result)})
 
 
-class TrackBatchView(PlunkAPIMixin, APIView):
+class TrackBatchView(PublicEndpointMixin, APIView):
     """Track up to ``BATCH_MAX_EVENTS`` events in one request (extension, not in Plunk).
 
     Each item is validated on its own: valid items are written together in one transaction,
     invalid ones are reported by index and written nowhere.
     """
 
-    authentication_classes = [TrackKeyAuthentication]
+    max_body_setting = "BATCH_MAX_BYTES"
 
     @extend_schema(
         operation_id="trackEventBatch",
@@ -80,16 +115,13 @@ class TrackBatchView(PlunkAPIMixin, APIView):
         tags=["Public API"],
     )
     def post(self, request):
-        body_size = len(request.body)
-        if body_size > conf.BATCH_MAX_BYTES:
-            raise PlunkError(
-                f"Batch body is {body_size} bytes; the limit is {conf.BATCH_MAX_BYTES}",
-                status_code=413,
-            )
-        events = request.data.get("events") if isinstance(request.data, dict) else None
         errors = FieldErrorList()
+        if not isinstance(request.data, dict):
+            _type_error(errors, "body", "object", request.data)
+            raise ValidationFailed(errors)
+        events = request.data.get("events", MISSING)
         if not isinstance(events, list):
-            errors.add("events", "Expected array", "invalid_type")
+            _type_error(errors, "events", "array", events)
         elif not events:
             errors.add("events", "Array must contain at least 1 element(s)", "too_small")
         elif len(events) > conf.BATCH_MAX_EVENTS:
@@ -150,8 +182,10 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
         if errors:
             raise ValidationFailed(errors)
         limit = parse_limit(request.query_params.get("limit"), default_limit)
-        page = store.list_events(self.project, limit=limit, after=after, **filters)
-        with_contact = filters.get("contact_id") is None
+        with_contact = filters.get("contact_id") is None  # the contact route skips the join
+        page = store.list_events(
+            self.project, limit=limit, after=after, with_contact_email=with_contact, **filters
+        )
         return {
             "events": [event_json(row, with_contact=with_contact) for row in page.events],
             "cursor": page.cursor,
@@ -168,7 +202,8 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
         responses={200: schema.EventListResponse, **schema.ERRORS_401_422},
         tags=["Events"],
     )
-    def list(self, request):
+    def list_events(self, request):
+        # Not named ``list``: drf-spectacular would document the response as an array.
         name = request.query_params.get("eventName") or None
         return Response(self._page(request, default_limit=100, name=name))
 
@@ -203,9 +238,9 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
         responses={200: schema.ContactEventListResponse, **schema.ERRORS_401_422},
         tags=["Events"],
     )
-    def contact_events(self, request, contact_id: str, **kwargs):
+    def contact_events(self, request, contactId: str, **kwargs):
         try:
-            contact_uuid = uuid.UUID(contact_id)
+            contact_uuid = uuid.UUID(contactId)
         except ValueError:
             # Plunk never checks the contact: unknown or malformed ids list nothing.
             return Response({"events": [], "cursor": None, "hasMore": False})
@@ -216,17 +251,29 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
         responses={200: schema.EventUsageResponse, **schema.ERRORS_401},
         tags=["Events"],
     )
-    def usage(self, request, name: str, **kwargs):
-        return Response(store.event_usage(self.project, name).as_dict())
+    def usage(self, request, eventName: str, **kwargs):
+        return Response(store.event_usage(self.project, eventName).as_dict())
 
     @extend_schema(
         operation_id="deleteEventsByName",
         responses={200: schema.DeleteEventsResponse, **schema.ERRORS_400_401},
         tags=["Events"],
     )
-    def destroy(self, request, path_name: str, **kwargs):
-        deleted = store.delete_events_by_name(self.project, path_name)
+    def destroy(self, request, eventName: str, **kwargs):
+        deleted = store.delete_events_by_name(self.project, eventName)
         return Response({"deletedCount": deleted}, status=status.HTTP_200_OK)
+
+    @extend_schema(exclude=True)
+    def destroy_alias(self, request, **kwargs):
+        """DELETE of a name that reads as another route: ``names``, ``stats``, ``contact/<x>``
+        or ``<x>/usage`` (spec §4.8); documented once, as ``DELETE /events/{eventName}``."""
+        if "literal" in kwargs:
+            name = kwargs["literal"]
+        elif "contactId" in kwargs:
+            name = f"contact/{kwargs['contactId']}"
+        else:
+            name = f"{kwargs['eventName']}/usage"
+        return self.destroy(request, eventName=name)
 
 
 class UnknownRouteView(PlunkAPIMixin, APIView):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -231,7 +231,13 @@ def update_contact(
         if subscribed is not None:
             contact.subscribed = subscribed
         contact.updated_at = now
-        contact.save(using=alias)
+        try:
+            with transaction.atomic(using=alias):
+                contact.save(using=alias)
+        except IntegrityError:  # another PATCH took the email between our check and save
+            raise Conflict(
+                f'A contact with email "{email}" already exists', details={"email": email}
+            ) from None
         state = ContactState(
             contact.id,
             project.pk,
@@ -302,8 +308,6 @@ def _claim_idempotency_key(alias: str, project: Project, key: str, path: str, no
     (then gets 409) or rolls back (then proceeds), so a key never outlives a failed request.
     """
     connection = connections[alias]
-    keys = IdempotencyKey.objects.using(alias).filter(project=project, key=key)
-    keys.filter(expires_at__lte=now).delete()
     table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
     params = _prep(
         IdempotencyKey,
@@ -316,16 +320,21 @@ def _claim_idempotency_key(alias: str, project: Project, key: str, path: str, no
         created_at=now,
         expires_at=now + timedelta(hours=conf.IDEMPOTENCY_KEY_TTL_HOURS),
     )
+    # Inserts a new claim or takes over an expired one; returns no row for a live claim.
     with connection.cursor() as cursor:
         cursor.execute(
             f'INSERT INTO {table} (project_id, "key", method, path, status_code, created_at, expires_at)'
             " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            ' ON CONFLICT (project_id, "key") DO NOTHING RETURNING id',
+            ' ON CONFLICT (project_id, "key") DO UPDATE SET method = EXCLUDED.method,'
+            " path = EXCLUDED.path, status_code = EXCLUDED.status_code,"
+            " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at"
+            f" WHERE {table}.expires_at <= EXCLUDED.created_at"
+            " RETURNING id",
             params,
         )
         claimed = cursor.fetchone() is not None
     if not claimed:
-        raise _key_reused(keys.get())
+        raise _key_reused(IdempotencyKey.objects.using(alias).get(project=project, key=key))
 
 
 def track(
@@ -349,6 +358,9 @@ def track(
         contact = _upsert_contact_row(
             connection, project.pk, item.email, item.data, item.subscribed, now
         )
+        # Stamp the events once the row lock is held, so concurrent tracks of one contact
+        # list their events in the order they changed it.
+        now = timezone.now()
         events = [_subscription_event(contact, now)] if contact.subscription_changed else []
         event = Event(
             id=uuid7(),
@@ -375,17 +387,19 @@ def track_many(project: Project, items: list[TrackInput]) -> list[TrackResult]:
     alias = _db_for_write()
     connection = connections[alias]
     now = timezone.now()
-    by_email: dict[str, list[TrackInput]] = {}
-    for item in items:
-        by_email.setdefault(item.email, []).append(item)
+    by_email: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        by_email.setdefault(item.email, []).append(index)
     with transaction.atomic(using=alias):
         contacts: dict[str, ContactState] = {}
-        events: list[Event] = []
+        #: Item index -> the contact state right after that item flipped the subscription.
+        flips: dict[int, ContactState] = {}
         for email in sorted(by_email):
             group = by_email[email]
             # Apply the group's data and subscription in request order, as separate tracks would.
             state: ContactState | None = None
-            for item in group:
+            for index in group:
+                item = items[index]
                 if state is None:
                     state = _upsert_contact_row(
                         connection, project.pk, email, item.data, item.subscribed, now
@@ -393,14 +407,19 @@ def track_many(project: Project, items: list[TrackInput]) -> list[TrackResult]:
                 else:
                     state = _apply_in_memory(state, item)
                 if state.subscription_changed:
-                    events.append(_subscription_event(state, now))
+                    flips[index] = state
             contacts[email] = state
             if len(group) > 1:
                 _write_back(alias, state)
+        now = timezone.now()  # after the row locks, as in track()
         results = []
+        events: list[Event] = []
         tracked_events = []
-        for item in items:
+        for index, item in enumerate(items):
             contact = contacts[item.email]
+            if index in flips:
+                # The system event goes right before the event whose item flipped it (spec §3.5).
+                events.append(_subscription_event(flips[index], now))
             event = Event(
                 id=uuid7(),
                 project_id=project.pk,
@@ -413,7 +432,9 @@ def track_many(project: Project, items: list[TrackInput]) -> list[TrackResult]:
             tracked_events.append(event)
             results.append(TrackResult(contact.id, event.id, now, contact.created))
         Event.objects.using(alias).bulk_create(events, batch_size=1000)
-        _send_signals_on_commit(alias, list(contacts.values()), tracked_events)
+        # Every flip signals once, in request order; the final states resolve event contacts.
+        states = [flips[i] for i in sorted(flips)] + list(contacts.values())
+        _send_signals_on_commit(alias, list({id(s): s for s in states}.values()), tracked_events)
     return results
 
 
@@ -767,11 +788,11 @@ def event_usage(project: Project, name: str) -> Usage:
 # Delete by name
 
 
-def delete_refusal(project: Project, name: str) -> PlunkError | None:
+def delete_refusal(project: Project, name: str, *, using: str | None = None) -> PlunkError | None:
     """Why ``name`` cannot be deleted (spec §4.5), or None if it can."""
     if is_system_event(name):
         return PlunkError(f"Cannot delete reserved system event: {name}", code="BAD_REQUEST")
-    refs = find_references(project, name)
+    refs = find_references(project, name, using=using)
     if refs:
         return PlunkError(
             f"Cannot delete event: used in {len(refs.segments)} segment(s) and "
@@ -793,7 +814,7 @@ def start_deletion(project: Project, name: str) -> EventDeletion:
     alias = _db_for_write()
     with transaction.atomic(using=alias):
         lock_project(project)
-        refusal = delete_refusal(project, name)
+        refusal = delete_refusal(project, name, using=alias)
         if refusal is not None:
             raise refusal
         job = (
@@ -876,3 +897,325 @@ def resume_deletions(project: Project | None = None) -> list[EventDeletion]:
         run_deletion(job)
         done.append(job)
     return done
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk import of historic events (demo data, benchmark seeding, moving data over from Plunk)
+
+IMPORT_BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class _ImportRow:
+    email: str
+    name: str
+    data: dict | None
+    created_at: datetime
+    subscribed: bool | None
+    email_id: uuid.UUID | None
+
+
+def _parse_import_rows(rows: Iterable[dict[str, Any]]) -> list[_ImportRow]:
+    """Validate every row (field paths ``rows.<i>.<key>``); raise ValidationFailed on any error."""
+    from .errors import FieldErrorList, ValidationFailed
+    from .validation import MISSING, check_data, check_email, check_event_name, check_subscribed
+
+    errors = FieldErrorList()
+    parsed = []
+    for index, row in enumerate(rows):
+        prefix = f"rows.{index}."
+        email = check_email(errors, row.get("email", MISSING), prefix + "email")
+        name = check_event_name(errors, row.get("name", MISSING), prefix + "name")
+        data = check_data(errors, row.get("data", MISSING), prefix + "data")
+        subscribed = check_subscribed(errors, row.get("subscribed", MISSING), prefix + "subscribed")
+        created_at = row.get("created_at")
+        if not isinstance(created_at, datetime) or created_at.tzinfo is None:
+            errors.add(prefix + "created_at", "Expected a timezone-aware datetime", "invalid_type")
+        email_id = row.get("email_id")
+        if email_id is not None:
+            try:
+                email_id = uuid.UUID(str(email_id))
+            except ValueError:
+                errors.add(prefix + "email_id", "Invalid uuid", "invalid_string")
+        if not errors:
+            parsed.append(_ImportRow(email, name, data, created_at, subscribed, email_id))
+    if errors:
+        raise ValidationFailed(errors)
+    return parsed
+
+
+def import_events(project: Project, rows: Iterable[dict[str, Any]]) -> int:
+    """Import historic events with their own timestamps; returns the number of events written.
+
+    Each row is ``{email, name, data, created_at, subscribed?, email_id?}`` with an aware
+    ``created_at``. Rows are applied oldest first, as tracks at those instants would have been:
+    one contact upsert per distinct email (a new contact is created at its first row's time),
+    custom-event rows merge ``data`` and ``subscribed`` into the contact by the track rules (a
+    flip of an existing contact adds ``contact.subscribed``/``contact.unsubscribed`` at that row's
+    time, counted in the result), and each event keeps its ``data`` as given. Unlike track,
+    system names (``email.sent``…) are accepted because they are history; they never change the
+    contact. No signals are sent. A bad row raises ValidationFailed and nothing is written.
+
+    Everything commits in one transaction under the project lock. Days older than the rollup
+    watermark are added to the rollup in that transaction (the lazy rollup only folds days after
+    it), then ``rollup(project)`` folds the rest. Call it in chunks for very large imports.
+    """
+    items = sorted(_parse_import_rows(rows), key=lambda item: item.created_at)
+    if not items:
+        return 0
+    by_email: dict[str, list[_ImportRow]] = {}
+    for item in items:
+        by_email.setdefault(item.email, []).append(item)
+    alias = _db_for_write()
+    connection = connections[alias]
+    with transaction.atomic(using=alias):
+        locked = lock_project(project)
+        events: list[Event] = []
+        for email in sorted(by_email):  # fixed lock order, as in track_many
+            group = by_email[email]
+            state: ContactState | None = None
+            for item in group:
+                custom = not is_system_event(item.name)
+                change = TrackInput(
+                    email,
+                    item.name,
+                    item.subscribed if custom else None,
+                    item.data if custom else None,
+                )
+                if state is None:
+                    state = _upsert_contact_row(
+                        connection,
+                        project.pk,
+                        email,
+                        change.data,
+                        change.subscribed,
+                        item.created_at,
+                    )
+                else:
+                    state = _apply_in_memory(state, change)
+                if state.subscription_changed:
+                    events.append(_subscription_event(state, item.created_at))
+                events.append(
+                    Event(
+                        id=uuid7(),
+                        project_id=project.pk,
+                        contact_id=state.id,
+                        name=item.name,
+                        data=item.data,
+                        email_id=item.email_id,
+                        created_at=item.created_at,
+                    )
+                )
+            if len(group) > 1 or not state.created:
+                Contact.objects.using(alias).filter(pk=state.id).update(
+                    data=state.data,
+                    subscribed=state.subscribed,
+                    updated_at=group[-1].created_at if state.created else timezone.now(),
+                )
+        Event.objects.using(alias).bulk_create(events, batch_size=IMPORT_BATCH_SIZE)
+        watermark = locked.events_rolled_until
+        if watermark is not None:
+            _merge_into_rollup(alias, project, [e for e in events if e.created_at < watermark])
+    rollup(project)
+    return len(events)
+
+
+def _merge_into_rollup(alias: str, project: Project, events: list[Event]) -> None:
+    """Add events from before the rollup watermark to the daily counts and the name totals."""
+    groups: dict[tuple[Any, str], list] = {}
+    for event in events:
+        key = (event.created_at.astimezone(UTC).date(), event.name)
+        agg = groups.setdefault(key, [0, event.created_at, event.created_at])
+        agg[0] += 1
+        agg[1] = min(agg[1], event.created_at)
+        agg[2] = max(agg[2], event.created_at)
+    if not groups:
+        return
+    names = {name for _, name in groups}
+    daily = {
+        (row.day, row.name): row
+        for row in EventDailyCount.objects.using(alias).filter(
+            project=project, day__in={day for day, _ in groups}, name__in=names
+        )
+    }
+    fresh = []
+    for (day, name), (n, _, _) in groups.items():
+        if (day, name) in daily:
+            daily[(day, name)].count += n
+        else:
+            fresh.append(EventDailyCount(project=project, day=day, name=name, count=n))
+    EventDailyCount.objects.using(alias).bulk_create(fresh, batch_size=1000)
+    EventDailyCount.objects.using(alias).bulk_update(daily.values(), ["count"], batch_size=1000)
+    # The totals cover the same days as the daily rows, so the new count is their sum.
+    sums = dict(
+        EventDailyCount.objects.using(alias)
+        .filter(project=project, name__in=names)
+        .values_list("name")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    totals = {
+        t.name: t
+        for t in EventNameTotal.objects.using(alias).filter(project=project, name__in=names)
+    }
+    existing = set(totals)
+    new_totals = []
+    for (_, name), (_, first, last) in groups.items():
+        total = totals.get(name)
+        if total is None:
+            total = EventNameTotal(project=project, name=name, first_seen=first, last_seen=last)
+            totals[name] = total
+            new_totals.append(total)
+        total.count = sums[name]
+        total.first_seen = min(total.first_seen, first)
+        total.last_seen = max(total.last_seen, last)
+    EventNameTotal.objects.using(alias).bulk_create(new_totals, batch_size=1000)
+    EventNameTotal.objects.using(alias).bulk_update(
+        [totals[name] for name in existing],
+        ["count", "first_seen", "last_seen"],
+        batch_size=1000,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic events generated inside PostgreSQL (``manage.py plunk_seed``, the benchmark)
+
+#: A UUIDv7 for the timestamp expression ``{ts}``: 48-bit Unix milliseconds, version 7, then the
+#: random and variant bits of ``gen_random_uuid()`` (not ``random()``, so ids never repeat when
+#: the same ``setseed`` is used twice, and the seeded content does not depend on them).
+_SQL_UUID7 = (
+    "(lpad(to_hex(floor(extract(epoch FROM {ts}) * 1000)::bigint), 12, '0')"
+    " || '7' || substr(replace(gen_random_uuid()::text, '-', ''), 14))::uuid"
+)
+
+
+def seed_events_sql(
+    project: Project,
+    *,
+    events: int,
+    contacts: int,
+    names: list[str],
+    weights: list[float],
+    start: datetime,
+    end: datetime,
+    seed: float,
+    system_names: list[str] | None = None,
+    system_share: float = 0.0,
+    contact_skew: float = 2.0,
+    unsubscribed_share: float = 0.05,
+    email_prefix: str = "user",
+    email_domain: str = "example.com",
+) -> int:
+    """Generate ``events`` synthetic events in one ``INSERT … SELECT`` (PostgreSQL only).
+
+    For benchmarks at millions of rows, where :func:`import_events` (one contact upsert per
+    email, Python objects per event) is too slow. Contacts ``<prefix><k>@<domain>`` for k in
+    1..``contacts`` are created if missing; event k is drawn as ``1 + floor(contacts *
+    random()^contact_skew)`` (contact 1 is the busiest), names by ``weights`` (or, with
+    probability ``system_share``, uniformly from ``system_names``), timestamps ascend from
+    ``start`` to ``end``. ``seed`` (-1..1) goes to ``setseed``, so the same arguments give the
+    same rows. Runs under the project lock; events older than the rollup watermark are added to
+    the rollup in the same statement, so names and stats stay exact. Call :func:`rollup` after.
+    """
+    alias = _db_for_write()
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        raise NotImplementedError("seed_events_sql needs PostgreSQL; use import_events")
+    if events <= 0:
+        return 0
+    total = float(sum(weights))
+    bounds, acc = [], 0.0
+    for weight in weights:  # lower bound of each name's bucket for width_bucket()
+        bounds.append(acc / total)
+        acc += weight
+    quote = connection.ops.quote_name
+    contact_t, event_t = quote(Contact._meta.db_table), quote(Event._meta.db_table)
+    daily_t, totals_t = (
+        quote(EventDailyCount._meta.db_table),
+        quote(EventNameTotal._meta.db_table),
+    )
+    params = {
+        "p": project.pk,
+        "n": events,
+        "c": contacts,
+        "start": start,
+        "span": end - start,
+        "seed": seed,
+        "skew": contact_skew,
+        "unsub": unsubscribed_share,
+        "pre": email_prefix,
+        "dom": "@" + email_domain,
+        "names": list(names),
+        "bounds": bounds,
+        "sys": list(system_names or ["email.sent"]),
+        "nsys": len(system_names or ["email.sent"]),
+        "sys_share": system_share if system_names else 0.0,
+    }
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        locked = lock_project(project)
+        params["wm"] = locked.events_rolled_until
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("SELECT setseed(%(seed)s)", params)
+        cursor.execute(
+            f"INSERT INTO {contact_t} (id, project_id, email, subscribed, data, created_at,"
+            " updated_at)"
+            f" SELECT {_SQL_UUID7.format(ts='%(start)s::timestamptz')}, %(p)s,"
+            " %(pre)s || k || %(dom)s, random() >= %(unsub)s,"
+            " jsonb_build_object('plan', (ARRAY['free', 'pro', 'team'])[1 + floor(random() * 3)::int],"
+            " 'signup', k), %(start)s, %(start)s"
+            " FROM generate_series(1, %(c)s) AS k"
+            " ON CONFLICT (project_id, email) DO NOTHING",
+            params,
+        )
+        cursor.execute("CREATE TEMP TABLE plunk_seed_contact (k int PRIMARY KEY, id uuid NOT NULL)")
+        cursor.execute(
+            "INSERT INTO plunk_seed_contact SELECT k, c.id FROM generate_series(1, %(c)s) AS k"
+            f" JOIN {contact_t} c ON c.project_id = %(p)s AND c.email = %(pre)s || k || %(dom)s",
+            params,
+        )
+        cursor.execute("ANALYZE plunk_seed_contact")
+        # ``g`` calls random(), so PostgreSQL materialises it: one draw per row, in order.
+        cursor.execute(
+            "WITH g AS ("
+            "  SELECT %(start)s::timestamptz + %(span)s::interval * ((i - 1 + random()) / %(n)s)"
+            "           AS ts,"
+            "         1 + floor(%(c)s * power(random(), %(skew)s))::int AS k,"
+            "         random() AS r_sys, random() AS r_name, random() AS r_data,"
+            "         floor(random() * 1000)::int AS v"
+            "  FROM generate_series(1, %(n)s) AS i"
+            "), picked AS ("
+            "  SELECT g.ts, sc.id AS contact_id,"
+            "    CASE WHEN g.r_sys < %(sys_share)s"
+            "      THEN (%(sys)s::text[])[1 + floor(g.r_name * %(nsys)s)::int]"
+            "      ELSE (%(names)s::text[])[width_bucket(g.r_name, %(bounds)s::float8[])] END"
+            "      AS name,"
+            "    CASE WHEN g.r_sys < %(sys_share)s OR g.r_data < 0.1 THEN NULL"
+            "      ELSE jsonb_build_object('plan', (ARRAY['free', 'pro', 'team'])[1 + g.v %% 3],"
+            "                              'value', g.v) END AS data"
+            "  FROM g JOIN plunk_seed_contact sc ON sc.k = g.k"
+            "), ins AS ("
+            f"  INSERT INTO {event_t} (id, project_id, contact_id, name, data, email_id, created_at)"
+            f"  SELECT {_SQL_UUID7.format(ts='ts')}, %(p)s, contact_id, name, data, NULL, ts"
+            "  FROM picked ORDER BY ts"
+            "  RETURNING name, created_at"
+            "), daily AS ("
+            f"  INSERT INTO {daily_t} AS d (project_id, day, name, count)"
+            "  SELECT %(p)s, (created_at AT TIME ZONE 'UTC')::date, name, count(*) FROM ins"
+            "  WHERE created_at < %(wm)s::timestamptz GROUP BY 2, 3"
+            "  ON CONFLICT (project_id, day, name) DO UPDATE SET count = d.count + EXCLUDED.count"
+            "  RETURNING 1"
+            "), totals AS ("
+            f"  INSERT INTO {totals_t} AS t (project_id, name, count, first_seen, last_seen)"
+            "  SELECT %(p)s, name, count(*), min(created_at), max(created_at) FROM ins"
+            "  WHERE created_at < %(wm)s::timestamptz GROUP BY name"
+            "  ON CONFLICT (project_id, name) DO UPDATE SET count = t.count + EXCLUDED.count,"
+            "    first_seen = LEAST(t.first_seen, EXCLUDED.first_seen),"
+            "    last_seen = GREATEST(t.last_seen, EXCLUDED.last_seen)"
+            "  RETURNING 1"
+            ")"
+            " SELECT count(*) FROM ins",
+            params,
+        )
+        (written,) = cursor.fetchone()
+        cursor.execute("DROP TABLE plunk_seed_contact")
+    return written

@@ -1,0 +1,224 @@
+"""``manage.py plunk_demo``: the demo data set of ``make demo``, then the login and both API keys.
+
+Loads one project "Demo" with a few hundred contacts and a few thousand events over the last 90
+days (system events included), one segment and one workflow that reference event names, and an
+``admin``/``admin`` superuser. Safe to run again: an existing "Demo" project, its data and the
+superuser are reused, never duplicated. The data is generated from a fixed seed, so every run
+produces the same contacts and events (relative to the current hour).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from plunk_events.models import Event, Project, Segment, Workflow
+from plunk_events.services import automation, store
+from plunk_events.services.projects import create_project
+
+PROJECT_NAME = "Demo"
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "admin"
+SEED = 20240115
+CONTACTS = 300
+DAYS = 90
+
+FIRST_NAMES = [
+    "Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger",
+    "Radia", "Guido", "Sophie", "Tim", "Katherine", "John", "Hedy", "Donald", "Anita", "Niklaus",
+]  # fmt: skip
+LAST_NAMES = [
+    "Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson",
+    "Allen", "Dijkstra", "Perlman", "Rossum", "Wilson", "Berners-Lee", "Johnson", "McCarthy",
+]  # fmt: skip
+COUNTRIES = [("NL", "nl"), ("DE", "de"), ("FR", "fr"), ("GB", "en"), ("US", "en"), ("ES", "es")]
+FEATURES = ["dashboard", "exports", "api", "webhooks", "reports", "team"]
+SUBJECTS = ["Welcome to Acme", "Your weekly digest", "Tips to get started", "What's new in Acme"]
+
+SEGMENT = {
+    "name": "Recent purchasers",
+    "description": "Contacts who purchased in the last 30 days",
+    "condition": {
+        "logic": "AND",
+        "groups": [
+            {
+                "filters": [
+                    {
+                        "field": "event.purchase",
+                        "operator": "triggeredWithin",
+                        "value": 30,
+                        "unit": "days",
+                    },
+                    {"field": "subscribed", "operator": "equals", "value": True},
+                ]
+            }
+        ],
+    },
+}
+WORKFLOW = {
+    "name": "Welcome series",
+    "description": "Greets new sign-ups and nudges them to create a first project",
+    "event_name": "signed_up",
+    "enabled": True,
+    # After the automatic TRIGGER step on signed_up.
+    "steps": [
+        {"type": "SEND_EMAIL", "name": "Send welcome email", "config": {"subject": SUBJECTS[0]}},
+        {"type": "DELAY", "name": "Wait a day", "config": {"amount": 1, "unit": "days"}},
+        {
+            "type": "WAIT_FOR_EVENT",
+            "name": "Wait for a first project",
+            "config": {"eventName": "project.created", "timeout": 259200},
+        },
+        {"type": "EXIT", "name": "Done", "config": {}},
+    ],
+}
+
+
+def demo_rows(now, seed: int = SEED) -> list[dict]:
+    """The demo's contacts and events as import rows, generated from ``seed``."""
+    rng = random.Random(seed)
+    start = now - timedelta(days=DAYS)
+    rows: list[dict] = []
+
+    def at(after, max_hours: float):
+        moment = after + timedelta(hours=rng.uniform(0.02, max_hours))
+        return moment if moment < now else None
+
+    def email_events(email: str, sent_at, subject: str) -> None:
+        email_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        data = {"subject": subject, "from": "hello@acme.test", "emailId": str(email_id)}
+        rows.append(row(email, "email.sent", data, sent_at, email_id=email_id))
+        opened = at(sent_at, 48) if rng.random() < 0.55 else None
+        if opened:
+            rows.append(row(email, "email.open", data, opened, email_id=email_id))
+            if rng.random() < 0.3 and (clicked := at(opened, 1)):
+                rows.append(row(email, "email.click", data, clicked, email_id=email_id))
+
+    for i in range(CONTACTS):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        email = f"{first}.{last}.{i}@example.com".lower()
+        country, locale = rng.choice(COUNTRIES)
+        # More recent sign-ups than old ones, as a growing product has.
+        signed_up = start + timedelta(days=DAYS * rng.random() ** 0.7)
+        rows.append(
+            row(
+                email,
+                "signed_up",
+                {
+                    "firstName": first,
+                    "lastName": last,
+                    "country": country,
+                    "locale": locale,
+                    "plan": "free",
+                    "source": {"value": rng.choice(["ads", "blog", "friend"]), "persistent": False},
+                },
+                signed_up,
+            )
+        )
+        if welcome := at(signed_up, 0.1):
+            email_events(email, welcome, SUBJECTS[0])
+        moment = signed_up
+        while (moment := at(moment, rng.uniform(8, 96))) is not None:
+            roll = rng.random()
+            if roll < 0.45:
+                rows.append(row(email, "login", None, moment))
+            elif roll < 0.65:
+                # persistent: false keeps the value on the event only, off the contact.
+                feature = {"value": rng.choice(FEATURES), "persistent": False}
+                rows.append(row(email, "feature_used", {"feature": feature}, moment))
+            elif roll < 0.75:
+                rows.append(row(email, "project.created", {"projects": rng.randint(1, 5)}, moment))
+            elif roll < 0.82:
+                amount = rng.choice([19, 49, 99])
+                data = {"plan": "pro", "amount": {"value": amount, "persistent": False}}
+                rows.append(row(email, "purchase", data, moment))
+            elif roll < 0.97:
+                email_events(email, moment, rng.choice(SUBJECTS[1:]))
+            else:
+                break
+        if rng.random() < 0.1:
+            # Unsubscribed through the preference centre; a third came back later.
+            off = at(signed_up, 24 * 30)
+            if off:
+                rows.append(row(email, "preferences.updated", None, off, subscribed=False))
+                if rng.random() < 0.33 and (back := at(off, 24 * 20)):
+                    rows.append(row(email, "preferences.updated", None, back, subscribed=True))
+    return rows
+
+
+def row(email, name, data, created_at, *, subscribed=None, email_id=None) -> dict:
+    item = {"email": email, "name": name, "data": data, "created_at": created_at}
+    if subscribed is not None:
+        item["subscribed"] = subscribed
+    if email_id is not None:
+        item["email_id"] = email_id
+    return item
+
+
+class Command(BaseCommand):
+    help = "Load the demo data set (project 'Demo', contacts, events, a segment, a workflow) and print the login and API keys."
+
+    def handle(self, *args, **options):
+        project, created = self.demo_project()
+        if Event.objects.filter(project=project).exists():
+            loaded = "already loaded"
+        else:
+            now = timezone.now().replace(minute=0, second=0, microsecond=0)
+            written = store.import_events(project, demo_rows(now))
+            loaded = f"loaded {written} events"
+        self.ensure_segment(project)
+        self.ensure_workflow(project)
+        self.ensure_admin()
+        self.report(project, created, loaded)
+
+    def demo_project(self) -> tuple[Project, bool]:
+        project = Project.objects.filter(name=PROJECT_NAME).order_by("created_at").first()
+        if project is not None:
+            return project, False
+        return create_project(PROJECT_NAME), True
+
+    def ensure_segment(self, project: Project) -> None:
+        if not Segment.objects.filter(project=project, name=SEGMENT["name"]).exists():
+            automation.create_segment(project, type=Segment.Type.DYNAMIC, **SEGMENT)
+
+    def ensure_workflow(self, project: Project) -> None:
+        if not Workflow.objects.filter(project=project, name=WORKFLOW["name"]).exists():
+            automation.create_workflow(project, **WORKFLOW)
+
+    def ensure_admin(self) -> None:
+        users = get_user_model()._default_manager
+        if not users.filter(username=ADMIN_USERNAME).exists():
+            users.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
+
+    def report(self, project: Project, created: bool, loaded: str) -> None:
+        contacts = project.contacts.count()
+        events = Event.objects.filter(project=project).count()
+        state = "created" if created else "reused"
+        out = self.stdout.write
+        out(
+            f"Demo project {project.name!r} {state}, data {loaded}: {contacts} contacts, {events} events."
+        )
+        out("")
+        out("Admin:       http://127.0.0.1:8000/admin/")
+        out(f"Login:       {ADMIN_USERNAME} / {ADMIN_PASSWORD}")
+        out(f"Public key:  {project.public_key}")
+        out(f"Secret key:  {project.secret_key}")
+        out("API docs:    http://127.0.0.1:8000/docs/")
+        out("")
+        out("Track an event:")
+        out(
+            "  curl -X POST http://127.0.0.1:8000/v1/track"
+            f' -H "Authorization: Bearer {project.public_key}"'
+            ' -H "Content-Type: application/json"'
+            """ -d '{"email": "jane@example.com", "event": "signed_up", "data": {"plan": "pro"}}'"""
+        )
+        out("Then list the newest events:")
+        out(
+            "  curl 'http://127.0.0.1:8000/events?limit=5'"
+            f' -H "Authorization: Bearer {project.secret_key}"'
+        )

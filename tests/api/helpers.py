@@ -1,0 +1,71 @@
+"""Helpers for the HTTP tests: whole-envelope assertions, row counts and a track call."""
+
+from __future__ import annotations
+
+import re
+
+from plunk_events.models import Contact, Event
+
+#: JavaScript ``toISOString()``: UTC, milliseconds, ``Z``.
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+MISSING_AUTH_SUGGESTION = (
+    'Include an Authorization header with format: "Authorization: Bearer YOUR_API_KEY"'
+)
+INVALID_KEY_SUGGESTION = (
+    'Verify your API key is correct and starts with "sk_" for secret keys or "pk_" for public keys.'
+)
+TYPE_SUGGESTION = (
+    "One or more fields have incorrect types. Check that strings are quoted, numbers are "
+    "unquoted, and booleans are true/false."
+)
+VALIDATION_SUGGESTION = "Please check the API documentation for the correct request format."
+FIELD_ERRORS_SUGGESTION = 'Check the "errors" array for specific field-level validation issues.'
+
+
+def assert_error(response, status: int, code: str, message: str, **extra) -> dict:
+    """Assert the whole error envelope (spec §2); ``extra`` holds errors/details/suggestion."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    error = {
+        "code": code,
+        "message": message,
+        "statusCode": status,
+        "requestId": response["X-Request-ID"],
+        **extra,
+    }
+    assert body == {"success": False, "error": error, "timestamp": body.get("timestamp")}
+    assert TIMESTAMP.match(body["timestamp"])
+    return body
+
+
+def assert_validation(response, errors: list[dict], suggestion: str | None = None) -> dict:
+    """422 ``Request validation failed`` with exactly ``errors``."""
+    if suggestion is None:
+        suggestion = (
+            TYPE_SUGGESTION
+            if any(e["code"] == "invalid_type" for e in errors)
+            else VALIDATION_SUGGESTION
+        )
+    return assert_error(
+        response,
+        422,
+        "VALIDATION_ERROR",
+        "Request validation failed",
+        errors=errors,
+        suggestion=suggestion,
+    )
+
+
+def counts(project=None) -> tuple[int, int]:
+    """(contacts, events), of one project or of all."""
+    contacts, events = Contact.objects.all(), Event.objects.all()
+    if project is not None:
+        contacts, events = contacts.filter(project=project), events.filter(project=project)
+    return contacts.count(), events.count()
+
+
+def track(client, body, **headers):
+    """POST /v1/track with a JSON body."""
+    return client.post("/v1/track", body, format="json", **headers)

@@ -1,0 +1,181 @@
+"""Bearer-key authentication on every route (spec §1): which key class each route takes, the
+exact 401 envelopes, and never a 403."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.test import override_settings
+
+from plunk_events.models import Event
+
+from .helpers import INVALID_KEY_SUGGESTION, MISSING_AUTH_SUGGESTION, assert_error, counts
+
+pytestmark = pytest.mark.django_db
+
+BEARER_FORMAT = (
+    'Authorization header must use Bearer token format: "Authorization: Bearer YOUR_API_KEY"'
+)
+INVALID_PUBLIC = (
+    "Invalid public API key. Ensure you are using a public key (pk_*) for this endpoint."
+)
+INVALID_SECRET = (
+    "Invalid secret API key. This endpoint requires a secret key (sk_*), not a public key."
+)
+
+TRACK_BODY = {"email": "a@example.com", "event": "signed_up"}
+
+#: (method, path, JSON body) of the two routes that take the public key.
+TRACK_ROUTES = [
+    ("post", "/v1/track", TRACK_BODY),
+    ("post", "/v1/track/batch", {"events": [TRACK_BODY]}),
+]
+#: Every /events route; all take the secret key only.
+EVENTS_ROUTES = [
+    ("get", "/events", None),
+    ("get", "/events/names", None),
+    ("get", "/events/stats", None),
+    ("get", f"/events/contact/{uuid.UUID(int=1)}", None),
+    ("get", "/events/signed_up/usage", None),
+    ("delete", "/events/signed_up", None),
+]
+ALL_ROUTES = TRACK_ROUTES + EVENTS_ROUTES
+
+
+def call(client, method, path, body):
+    if body is None:
+        return getattr(client, method)(path)
+    return getattr(client, method)(path, body, format="json")
+
+
+def client_with_header(client_for, value):
+    client = client_for(None)
+    client.credentials(HTTP_AUTHORIZATION=value)
+    return client
+
+
+def assert_www_authenticate(response):
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(("method", "path", "body"), TRACK_ROUTES)
+def test_track_routes_without_header_are_missing_auth(client_for, project, method, path, body):
+    response = call(client_for(None), method, path, body)
+    assert_error(
+        response,
+        401,
+        "MISSING_AUTH",
+        "Authorization header is required",
+        suggestion=MISSING_AUTH_SUGGESTION,
+    )
+    assert_www_authenticate(response)
+    assert counts() == (0, 0)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), EVENTS_ROUTES)
+def test_events_routes_without_header_are_unauthorized(client_for, project, method, path, body):
+    response = call(client_for(None), method, path, body)
+    assert_error(response, 401, "UNAUTHORIZED", "You need to be authenticated to do this")
+    assert_www_authenticate(response)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bearer {key}",  # the scheme is case-sensitive
+        "BEARER {key}",
+        "Bearer {key} extra",  # three parts
+        "Bearer  {key}",  # two spaces: an empty middle part
+        "Bearer",  # no token
+        "Bearer ",  # empty token
+        "Token {key}",
+        "{key}",
+        "Basic dXNlcjpwYXNz",
+        "Bearer {key}\u00e9",  # not ASCII
+    ],
+)
+@pytest.mark.parametrize(("method", "path", "body"), ALL_ROUTES)
+def test_malformed_header_is_missing_auth_on_every_route(
+    client_for, project, header, method, path, body
+):
+    key = project.public_key if path.startswith("/v1") else project.secret_key
+    client = client_with_header(client_for, header.format(key=key))
+    response = call(client, method, path, body)
+    assert_error(response, 401, "MISSING_AUTH", BEARER_FORMAT, suggestion=MISSING_AUTH_SUGGESTION)
+    assert_www_authenticate(response)
+    assert counts(project) == (0, 0)
+
+
+@pytest.mark.parametrize("key", ["pk_" + "0" * 48, "sk_" + "0" * 48, "nonsense"])
+@pytest.mark.parametrize(("method", "path", "body"), TRACK_ROUTES)
+def test_unknown_key_on_track_routes(client_for, project, key, method, path, body):
+    response = call(client_for(key), method, path, body)
+    assert_error(
+        response, 401, "INVALID_API_KEY", INVALID_PUBLIC, suggestion=INVALID_KEY_SUGGESTION
+    )
+    assert_www_authenticate(response)
+    assert counts() == (0, 0)
+
+
+@pytest.mark.parametrize("key", ["pk_" + "0" * 48, "sk_" + "0" * 48, "nonsense"])
+@pytest.mark.parametrize(("method", "path", "body"), EVENTS_ROUTES)
+def test_unknown_key_on_events_routes(client_for, project, key, method, path, body):
+    response = call(client_for(key), method, path, body)
+    assert_error(
+        response, 401, "INVALID_API_KEY", INVALID_SECRET, suggestion=INVALID_KEY_SUGGESTION
+    )
+    assert_www_authenticate(response)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), EVENTS_ROUTES)
+def test_public_key_is_refused_on_every_events_route(pk, project, method, path, body):
+    Event.objects.create(project=project, name="signed_up")
+    response = call(pk, method, path, body)
+    assert_error(
+        response, 401, "INVALID_API_KEY", INVALID_SECRET, suggestion=INVALID_KEY_SUGGESTION
+    )
+    assert_www_authenticate(response)
+    assert Event.objects.filter(name="signed_up").count() == 1  # the DELETE did nothing
+
+
+@pytest.mark.parametrize(("method", "path", "body"), EVENTS_ROUTES)
+def test_secret_key_is_accepted_on_every_events_route(sk, method, path, body):
+    assert call(sk, method, path, body).status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path", "body"), TRACK_ROUTES)
+def test_both_keys_are_accepted_on_track_routes_by_default(pk, sk, project, method, path, body):
+    assert call(pk, method, path, body).status_code == 200
+    assert call(sk, method, path, body).status_code == 200
+    assert counts(project) == (1, 2)
+
+
+@override_settings(PLUNK_EVENTS={"TRACK_REQUIRE_PUBLIC_KEY": True})
+@pytest.mark.parametrize(("method", "path", "body"), TRACK_ROUTES)
+def test_secret_key_is_refused_on_track_routes_when_public_key_required(
+    pk, sk, project, method, path, body
+):
+    response = call(sk, method, path, body)
+    assert_error(
+        response, 401, "INVALID_API_KEY", INVALID_PUBLIC, suggestion=INVALID_KEY_SUGGESTION
+    )
+    assert_www_authenticate(response)
+    assert counts(project) == (0, 0)
+    assert call(pk, method, path, body).status_code == 200
+
+
+def test_a_key_tracks_into_its_own_project(client_for, project, other_project):
+    response = client_for(other_project.public_key).post("/v1/track", TRACK_BODY, format="json")
+    assert response.status_code == 200
+    assert counts(project) == (0, 0)
+    assert counts(other_project) == (1, 1)
+
+
+def test_keys_are_compared_exactly(client_for, project):
+    """A prefix, a suffix or a case change of a real key is an unknown key."""
+    for key in (project.public_key[:-1], project.public_key + "0", project.public_key.upper()):
+        response = client_for(key).post("/v1/track", TRACK_BODY, format="json")
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "INVALID_API_KEY"
