@@ -12,14 +12,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Segment, WorkflowStep
-from ..services.store import _iso
+from ..services.store import iso_timestamp
 
 
 class TimestampField(serializers.DateTimeField):
     """``2024-01-15T10:30:00.000Z``: UTC, milliseconds, ``Z`` (spec §7)."""
 
     def to_representation(self, value):
-        return _iso(value) if value is not None else None
+        return iso_timestamp(value) if value is not None else None
 
 
 class StrictCharField(serializers.CharField):

@@ -14,8 +14,8 @@ from rest_framework.viewsets import ViewSet
 from ..conf import conf
 from ..services import store
 from ..services.errors import FieldErrorList, PlunkError, ValidationFailed
-from ..services.store import _iso as iso
-from ..services.validation import MISSING, _type_error, parse_track
+from ..services.store import iso_timestamp as iso
+from ..services.validation import MISSING, parse_track, type_error
 from . import schema
 from .authentication import TrackKeyAuthentication
 from .mixins import PlunkAPIMixin
@@ -117,11 +117,11 @@ class TrackBatchView(PublicEndpointMixin, APIView):
     def post(self, request):
         errors = FieldErrorList()
         if not isinstance(request.data, dict):
-            _type_error(errors, "body", "object", request.data)
+            type_error(errors, "body", "object", request.data)
             raise ValidationFailed(errors)
         events = request.data.get("events", MISSING)
         if not isinstance(events, list):
-            _type_error(errors, "events", "array", events)
+            type_error(errors, "events", "array", events)
         elif not events:
             errors.add("events", "Array must contain at least 1 element(s)", "too_small")
         elif len(events) > conf.BATCH_MAX_EVENTS:

@@ -15,12 +15,11 @@ from typing import Any
 from django.db import router, transaction
 from django.db.models import Prefetch
 
-from ..constants import EVENT_NAME_MAX_LENGTH
 from ..models import Project, Segment, Workflow, WorkflowStep
 from . import references
 from .conditions import validate_condition
 from .errors import FieldErrorList, NotFound, ValidationFailed
-from .validation import MISSING, js_type
+from .validation import MISSING, check_event_name, type_error
 
 #: Longest WAIT_FOR_EVENT timeout and DELAY, in seconds (one year / 365 days, spec §6.4).
 MAX_WAIT_TIMEOUT_SECONDS = 31_536_000
@@ -37,12 +36,6 @@ def uuid_or_404(resource: str, value: Any) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise NotFound(resource, value) from None
-
-
-def _type_error(errors: FieldErrorList, field: str, expected: str, value: Any) -> None:
-    received = js_type(value)
-    message = "Required" if value is MISSING else f"Expected {expected}, received {received}"
-    errors.add(field, message, "invalid_type", received)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,31 +145,16 @@ def get_workflow(project: Project, workflow_id: Any, *, using: str | None = None
     return workflow
 
 
-def check_event_name(errors: FieldErrorList, value: Any, field: str) -> str | None:
-    """A trigger or wait event name: a string, trimmed, 1-255 characters."""
-    if not isinstance(value, str):
-        _type_error(errors, field, "string", value)
-        return None
-    value = value.strip()
-    if not value:
-        errors.add(field, "String must contain at least 1 character(s)", "too_small")
-        return None
-    if len(value) > EVENT_NAME_MAX_LENGTH:
-        errors.add(
-            field, f"String must contain at most {EVENT_NAME_MAX_LENGTH} character(s)", "too_big"
-        )
-        return None
-    return value
-
-
 def _check_step_config(errors: FieldErrorList, step_type: str, config: dict, path: str) -> dict:
     """Type-specific rules; returns the config to store (WAIT_FOR_EVENT's name trimmed)."""
     if step_type == WorkflowStep.Type.WAIT_FOR_EVENT:
-        name = check_event_name(errors, config.get("eventName", MISSING), f"{path}.eventName")
+        name = check_event_name(
+            errors, config.get("eventName", MISSING), f"{path}.eventName", trim=True
+        )
         timeout = config.get("timeout")
         if timeout is not None:
             if not isinstance(timeout, int) or isinstance(timeout, bool):
-                _type_error(errors, f"{path}.timeout", "integer", timeout)
+                type_error(errors, f"{path}.timeout", "integer", timeout)
             elif not 0 < timeout <= MAX_WAIT_TIMEOUT_SECONDS:
                 errors.add(
                     f"{path}.timeout",
@@ -189,7 +167,7 @@ def _check_step_config(errors: FieldErrorList, step_type: str, config: dict, pat
         amount = config.get("amount", MISSING)
         unit = config.get("unit", MISSING)
         if not isinstance(amount, int | float) or isinstance(amount, bool):
-            _type_error(errors, f"{path}.amount", "number", amount)
+            type_error(errors, f"{path}.amount", "number", amount)
             amount = None
         elif amount <= 0:
             errors.add(f"{path}.amount", "Number must be greater than 0", "too_small")
@@ -203,7 +181,7 @@ def _check_step_config(errors: FieldErrorList, step_type: str, config: dict, pat
                     "invalid_enum_value",
                 )
             else:
-                _type_error(errors, f"{path}.unit", "string", unit)
+                type_error(errors, f"{path}.unit", "string", unit)
         elif amount is not None and amount * DELAY_UNITS[unit] > MAX_DELAY_SECONDS:
             errors.add(f"{path}.amount", "Delay must be at most 365 days", "too_big")
     return config
@@ -216,13 +194,13 @@ def validate_steps(steps: Any, field: str = "steps") -> tuple[list[dict], list[d
     """
     errors = FieldErrorList()
     if not isinstance(steps, list):
-        _type_error(errors, field, "array", steps)
+        type_error(errors, field, "array", steps)
         return [], list(errors)
     clean = []
     for index, step in enumerate(steps):
         path = f"{field}.{index}"
         if not isinstance(step, dict):
-            _type_error(errors, path, "object", step)
+            type_error(errors, path, "object", step)
             continue
         step_type = step.get("type", MISSING)
         if step_type == WorkflowStep.Type.TRIGGER:
@@ -240,10 +218,10 @@ def validate_steps(steps: Any, field: str = "steps") -> tuple[list[dict], list[d
                     "invalid_enum_value",
                 )
             else:
-                _type_error(errors, f"{path}.type", "string", step_type)
+                type_error(errors, f"{path}.type", "string", step_type)
         name = step.get("name", MISSING)
         if not isinstance(name, str):
-            _type_error(errors, f"{path}.name", "string", name)
+            type_error(errors, f"{path}.name", "string", name)
         elif not name.strip() or len(name) > STEP_NAME_MAX_LENGTH:
             errors.add(
                 f"{path}.name",
@@ -254,7 +232,7 @@ def validate_steps(steps: Any, field: str = "steps") -> tuple[list[dict], list[d
         if config is None:
             config = {}
         if not isinstance(config, dict):
-            _type_error(errors, f"{path}.config", "object", config)
+            type_error(errors, f"{path}.config", "object", config)
             continue
         if isinstance(step_type, str):
             config = _check_step_config(errors, step_type, config, f"{path}.config")
@@ -271,7 +249,7 @@ def _steps_or_raise(steps: Iterable[dict]) -> list[dict]:
 
 def _event_name_or_raise(value: Any) -> str:
     errors = FieldErrorList()
-    name = check_event_name(errors, value, "eventName")
+    name = check_event_name(errors, value, "eventName", trim=True)
     if errors:
         raise ValidationFailed(errors)
     return name

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..constants import EVENT_NAME_MAX_LENGTH
 from .errors import FieldErrorList
-from .validation import MISSING, js_type
+from .validation import MISSING, type_error
 
 LOGICS = ("AND", "OR")
 UNITS = ("days", "hours", "minutes")
@@ -86,12 +86,6 @@ def _enum_message(choices: tuple[str, ...], value: Any) -> str:
     return f"Invalid enum value. Expected {expected}, received '{value}'"
 
 
-def _type_error(errors: FieldErrorList, field: str, expected: str, value: Any) -> None:
-    received = js_type(value)
-    message = "Required" if value is MISSING else f"Expected {expected}, received {received}"
-    errors.add(field, message, "invalid_type", received)
-
-
 def field_kind(field: str) -> str | None:
     """``contact``, ``event``, ``email`` or ``segment`` for a supported filter field, else None."""
     if field in CONTACT_FIELDS:
@@ -116,12 +110,12 @@ def _is_number(value: Any) -> bool:
 
 def _check_filter(errors: FieldErrorList, flt: Any, path: str) -> None:
     if not isinstance(flt, dict):
-        _type_error(errors, path, "object", flt)
+        type_error(errors, path, "object", flt)
         return
     field = flt.get("field", MISSING)
     kind = None
     if not isinstance(field, str):
-        _type_error(errors, f"{path}.field", "string", field)
+        type_error(errors, f"{path}.field", "string", field)
     else:
         kind = field_kind(field)
         if kind is None:
@@ -129,7 +123,7 @@ def _check_filter(errors: FieldErrorList, flt: Any, path: str) -> None:
 
     operator = flt.get("operator", MISSING)
     if not isinstance(operator, str):
-        _type_error(errors, f"{path}.operator", "string", operator)
+        type_error(errors, f"{path}.operator", "string", operator)
         return
     if operator not in OPERATORS:
         errors.add(f"{path}.operator", _enum_message(OPERATORS, operator), "invalid_enum_value")
@@ -144,47 +138,47 @@ def _check_filter(errors: FieldErrorList, flt: Any, path: str) -> None:
     value = flt.get("value", MISSING)
     if operator in WINDOW_OPERATORS:
         if not _is_number(value):
-            _type_error(errors, f"{path}.value", "number", value)
+            type_error(errors, f"{path}.value", "number", value)
         elif value <= 0:
             errors.add(f"{path}.value", "Number must be greater than 0", "too_small")
     elif operator in ("contains", "notContains"):
         if not isinstance(value, str):
-            _type_error(errors, f"{path}.value", "string", value)
+            type_error(errors, f"{path}.value", "string", value)
     elif operator in VALUE_OPERATORS and value in (MISSING, None):
-        _type_error(errors, f"{path}.value", "string, number or boolean", value)
+        type_error(errors, f"{path}.value", "string, number or boolean", value)
 
     unit = flt.get("unit", MISSING)
     if operator in WINDOW_OPERATORS and unit in (MISSING, None):
-        _type_error(errors, f"{path}.unit", "string", unit)
+        type_error(errors, f"{path}.unit", "string", unit)
     elif unit not in (MISSING, None) and unit not in UNITS:
         errors.add(f"{path}.unit", _enum_message(UNITS, unit), "invalid_enum_value")
 
 
 def _check_condition(errors: FieldErrorList, condition: Any, path: str, depth: int) -> None:
     if not isinstance(condition, dict):
-        _type_error(errors, path, "object", condition)
+        type_error(errors, path, "object", condition)
         return
     logic = condition.get("logic", MISSING)
     if not isinstance(logic, str):
-        _type_error(errors, f"{path}.logic", "string", logic)
+        type_error(errors, f"{path}.logic", "string", logic)
     elif logic not in LOGICS:
         errors.add(f"{path}.logic", _enum_message(LOGICS, logic), "invalid_enum_value")
 
     groups = condition.get("groups", MISSING)
     if not isinstance(groups, list):
-        _type_error(errors, f"{path}.groups", "array", groups)
+        type_error(errors, f"{path}.groups", "array", groups)
         return
     if not groups:
         errors.add(f"{path}.groups", "Array must contain at least 1 element(s)", "too_small")
     for index, group in enumerate(groups):
         group_path = f"{path}.groups.{index}"
         if not isinstance(group, dict):
-            _type_error(errors, group_path, "object", group)
+            type_error(errors, group_path, "object", group)
             continue
         filters = group.get("filters", MISSING)
         nested = group.get("conditions")
         if not isinstance(filters, list):
-            _type_error(errors, f"{group_path}.filters", "array", filters)
+            type_error(errors, f"{group_path}.filters", "array", filters)
             filters = []
         elif not filters and nested is None:
             errors.add(

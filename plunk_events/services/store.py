@@ -155,6 +155,18 @@ def _subscription_event(contact: ContactState, now) -> Event:
     )
 
 
+def _tracked_event(project: Project, contact: ContactState, item: TrackInput, now) -> Event:
+    """The event row of a track; ``data`` is stored exactly as sent (spec §3.2)."""
+    return Event(
+        id=uuid7(),
+        project_id=project.pk,
+        contact_id=contact.id,
+        name=item.event,
+        data=item.data,
+        created_at=now,
+    )
+
+
 def _send_signals_on_commit(alias: str, contacts: list[ContactState], events: list[Event]) -> None:
     """Queue the app's signals for after the commit, only if anyone listens."""
     if not (
@@ -295,7 +307,7 @@ def _key_reused(claim: IdempotencyKey) -> IdempotencyKeyReused:
         details={
             "key": claim.key,
             "originalRequest": f"{claim.method} {claim.path}",
-            "originalRequestAt": _iso(claim.created_at),
+            "originalRequestAt": iso_timestamp(claim.created_at),
             "originalStatusCode": claim.status_code,
         },
     )
@@ -362,14 +374,7 @@ def track(
         # list their events in the order they changed it.
         now = timezone.now()
         events = [_subscription_event(contact, now)] if contact.subscription_changed else []
-        event = Event(
-            id=uuid7(),
-            project_id=project.pk,
-            contact_id=contact.id,
-            name=item.event,
-            data=item.data,
-            created_at=now,
-        )
+        event = _tracked_event(project, contact, item, now)
         events.append(event)
         Event.objects.using(alias).bulk_create(events)
         _send_signals_on_commit(alias, [contact], [event])
@@ -420,14 +425,7 @@ def track_many(project: Project, items: list[TrackInput]) -> list[TrackResult]:
             if index in flips:
                 # The system event goes right before the event whose item flipped it (spec §3.5).
                 events.append(_subscription_event(flips[index], now))
-            event = Event(
-                id=uuid7(),
-                project_id=project.pk,
-                contact_id=contact.id,
-                name=item.event,
-                data=item.data,
-                created_at=now,
-            )
+            event = _tracked_event(project, contact, item, now)
             events.append(event)
             tracked_events.append(event)
             results.append(TrackResult(contact.id, event.id, now, contact.created))
@@ -463,7 +461,8 @@ def _write_back(alias: str, state: ContactState) -> None:
 # Reading events
 
 
-def _iso(value: datetime) -> str:
+def iso_timestamp(value: datetime) -> str:
+    """JavaScript's ``toISOString()``: UTC, milliseconds, ``Z`` (spec §7)."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -38,7 +38,7 @@ def js_type(value: Any) -> str:
     return "object"
 
 
-def _type_error(errors: FieldErrorList, field: str, expected: str, value: Any) -> None:
+def type_error(errors: FieldErrorList, field: str, expected: str, value: Any) -> None:
     received = js_type(value)
     message = "Required" if value is MISSING else f"Expected {expected}, received {received}"
     errors.add(field, message, "invalid_type", received)
@@ -47,7 +47,7 @@ def _type_error(errors: FieldErrorList, field: str, expected: str, value: Any) -
 def check_email(errors: FieldErrorList, value: Any, field: str = "email") -> str | None:
     """Validate an email and return it trimmed and lowercased (spec §3.1, Plunk issue #403)."""
     if not isinstance(value, str):
-        _type_error(errors, field, "string", value)
+        type_error(errors, field, "string", value)
         return None
     email = value.strip().lower()
     if len(email) > EMAIL_MAX_LENGTH:
@@ -61,11 +61,16 @@ def check_email(errors: FieldErrorList, value: Any, field: str = "email") -> str
     return email
 
 
-def check_event_name(errors: FieldErrorList, value: Any, field: str = "event") -> str | None:
-    """Event names are stored verbatim (case kept, no trimming) but may not be blank."""
+def check_event_name(
+    errors: FieldErrorList, value: Any, field: str = "event", *, trim: bool = False
+) -> str | None:
+    """Tracked names are stored verbatim (case kept, no trimming) but may not be blank;
+    workflow trigger and wait names are trimmed (``trim=True``), as Plunk does."""
     if not isinstance(value, str):
-        _type_error(errors, field, "string", value)
+        type_error(errors, field, "string", value)
         return None
+    if trim:
+        value = value.strip()
     if not value.strip():
         errors.add(field, "String must contain at least 1 character(s)", "too_small")
         return None
@@ -81,7 +86,7 @@ def check_subscribed(errors: FieldErrorList, value: Any, field: str = "subscribe
     if value is MISSING:
         return None
     if not isinstance(value, bool):
-        _type_error(errors, field, "boolean", value)
+        type_error(errors, field, "boolean", value)
         return None
     return value
 
@@ -91,11 +96,11 @@ def check_data(errors: FieldErrorList, value: Any, field: str = "data") -> dict 
     if value is MISSING or value is None:
         return None
     if not isinstance(value, dict):
-        _type_error(errors, field, "object", value)
+        type_error(errors, field, "object", value)
         return None
     locale = value.get("locale", MISSING)
     if locale not in (MISSING, None, "") and not isinstance(locale, str):
-        _type_error(errors, f"{field}.locale", "string", locale)
+        type_error(errors, f"{field}.locale", "string", locale)
         return None
     return value
 
@@ -126,7 +131,7 @@ def parse_track(body: Any, prefix: str = "") -> TrackInput:
     """Validate one track body; raise :class:`ValidationFailed` listing every bad field."""
     errors = FieldErrorList()
     if not isinstance(body, dict):
-        _type_error(errors, prefix.rstrip(".") or "body", "object", body)
+        type_error(errors, prefix.rstrip(".") or "body", "object", body)
         raise ValidationFailed(errors)
     email = check_email(errors, body.get("email", MISSING), prefix + "email")
     event = check_event_name(errors, body.get("event", MISSING), prefix + "event")

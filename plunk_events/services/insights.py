@@ -1,0 +1,327 @@
+"""Per-name summaries behind the admin's statistics pages.
+
+Totals and daily volumes come from :func:`store.event_counts` and :func:`store.daily_counts`, the
+functions behind ``GET /events/stats``; all-time figures of one name from :func:`store.event_usage`
+(``GET /events/<name>/usage``), and references follow :func:`references.find_references`, so the
+admin and the API never disagree. Added here is only what the API lacks: unique contacts, first
+and last seen per name inside a window, and a name's top contacts.
+
+Counting distinct contacts must read every event of the window. On PostgreSQL those queries run
+under a ``statement_timeout`` budget and report "not computed" (``None``) when it is exceeded, so
+a huge window degrades to a missing column instead of a slow page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.db import DatabaseError, connections, router, transaction
+from django.db.models import Count, F, Max, Min, OuterRef, Subquery
+
+from ..constants import is_system_event
+from ..models import Contact, Event, EventNameTotal, Project, Segment, Workflow, WorkflowStep
+from . import store
+from .references import References, condition_event_names
+
+T = TypeVar("T")
+
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for statement_timeout
+
+#: Time budget of the distinct-contact queries on PostgreSQL, in milliseconds.
+CONTACTS_BUDGET_MS = 1500
+
+
+@contextmanager
+def statement_budget(alias: str, milliseconds: int):
+    """Run the block's queries under ``SET LOCAL statement_timeout`` on PostgreSQL.
+
+    The block runs in its own transaction (or savepoint) that is always rolled back, so the
+    setting never outlives it; use it for reads only. Exceeding the budget raises
+    ``DatabaseError`` (``QueryCanceled``) out of the block. A no-op wrapper elsewhere.
+    """
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(using=alias):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{milliseconds}"])
+        yield
+        transaction.set_rollback(True, using=alias)
+
+
+def within_budget(fn: Callable[[], T], milliseconds: int = CONTACTS_BUDGET_MS) -> T | None:
+    """``fn()`` under :func:`statement_budget`, or ``None`` when it ran out of time."""
+    alias = router.db_for_read(Event)
+    try:
+        with statement_budget(alias, milliseconds):
+            return fn()
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
+            raise
+        return None
+
+
+def _window(qs, start: datetime | None, end: datetime | None):
+    if start is not None:
+        qs = qs.filter(created_at__gte=start)
+    if end is not None:
+        qs = qs.filter(created_at__lte=end)
+    return qs
+
+
+# ---------------------------------------------------------------------------------------------
+# References of many names at once
+
+
+def references_by_name(project: Project, names: Iterable[str]) -> dict[str, References]:
+    """:func:`references.find_references` for many names in three queries instead of 2 per name.
+
+    Same rule (spec §6.5): segments whose condition has an ``event.<name>`` filter, workflows
+    triggered by the name (enabled or not) or waiting for it; segments by name, workflows by
+    creation, each once.
+    """
+    wanted = set(names)
+    out = {name: References() for name in wanted}
+    if not wanted:
+        return out
+    segments = Segment.objects.filter(project=project).only("id", "name", "condition")
+    for segment in sorted(segments, key=lambda s: s.name):
+        for name in condition_event_names(segment.condition) & wanted:
+            out[name].segments.append(segment)
+    waiting: dict[uuid.UUID, set[str]] = {}
+    steps = WorkflowStep.objects.filter(project=project, type=WorkflowStep.Type.WAIT_FOR_EVENT)
+    for workflow_id, config in steps.values_list("workflow_id", "config"):
+        if isinstance(config, dict) and config.get("eventName") in wanted:
+            waiting.setdefault(workflow_id, set()).add(config["eventName"])
+    workflows = Workflow.objects.filter(project=project).only(
+        "id", "name", "trigger_type", "trigger_config", "created_at"
+    )
+    for workflow in workflows.order_by("created_at"):
+        used = set(waiting.get(workflow.id, ()))
+        if workflow.trigger_type == Workflow.TriggerType.EVENT and isinstance(
+            workflow.trigger_config, dict
+        ):
+            trigger = workflow.trigger_config.get("eventName")
+            if trigger in wanted:
+                used.add(trigger)
+        for name in used:
+            out[name].workflows.append(workflow)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-name summary rows
+
+
+@dataclass
+class NameSummary:
+    name: str
+    count: int
+    #: Distinct contacts with the name in the window; None when not computed (time budget).
+    unique_contacts: int | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    share: float
+    references: References = field(default_factory=References)
+
+    @property
+    def is_system(self) -> bool:
+        return is_system_event(self.name)
+
+    @property
+    def can_delete(self) -> bool:
+        return not self.is_system and not self.references
+
+
+@dataclass
+class NameSummaries:
+    rows: list[NameSummary]
+    total: int
+    #: False when the distinct-contact query ran out of its time budget.
+    contacts_computed: bool
+
+
+def unique_contacts(
+    project: Project,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    names: Iterable[str] | None = None,
+    budget_ms: int = CONTACTS_BUDGET_MS,
+) -> dict[str, int] | None:
+    """Distinct contacts per name in the window (exact), or None past the time budget."""
+    qs = _window(Event.objects.filter(project=project), start, end)
+    if names is not None:
+        qs = qs.filter(name__in=list(names))
+    query = qs.values_list("name").annotate(n=Count("contact_id", distinct=True)).order_by()
+    return within_budget(lambda: dict(query), budget_ms)
+
+
+def seen_range(
+    project: Project, names: Iterable[str], start: datetime | None, end: datetime | None
+) -> dict[str, tuple[datetime, datetime]]:
+    """First and last event of each name inside the window, exact, in O(names) index probes.
+
+    Names already in the rollup catalogue get two correlated ``ORDER BY created_at LIMIT 1``
+    subqueries on the (project, name, created_at) index; names newer than the rollup have
+    events only in the raw tail after the watermark, which a grouped query covers cheaply.
+    """
+    names = set(names)
+    if not names:
+        return {}
+    events = _window(
+        Event.objects.filter(project=project, name=OuterRef("name")), start, end
+    ).values("created_at")
+    rows = (
+        EventNameTotal.objects.filter(project=project, name__in=names)
+        .annotate(
+            first=Subquery(events.order_by("created_at", "id")[:1]),
+            last=Subquery(events.order_by("-created_at", "-id")[:1]),
+        )
+        .values_list("name", "first", "last")
+    )
+    out = {name: (first, last) for name, first, last in rows if first is not None}
+    missing = names - set(out)
+    if missing:
+        tail = _window(Event.objects.filter(project=project, name__in=missing), start, end)
+        grouped = tail.values_list("name").annotate(first=Min("created_at"), last=Max("created_at"))
+        for name, first, last in grouped.order_by():
+            out[name] = (first, last)
+    return out
+
+
+def name_summaries(
+    project: Project,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    budget_ms: int = CONTACTS_BUDGET_MS,
+) -> NameSummaries:
+    """One row per event name with events in the window, count descending.
+
+    ``count`` is exactly what ``GET /events/stats`` answers for the same window.
+    """
+    counts = store.event_counts(project, start, end)
+    total = sum(counts.values())
+    contacts = unique_contacts(project, start, end, budget_ms=budget_ms)
+    seen = seen_range(project, counts, start, end)
+    refs = references_by_name(project, counts)
+    rows = []
+    for name, n in store.ranked(counts):
+        first, last = seen.get(name, (None, None))
+        rows.append(
+            NameSummary(
+                name=name,
+                count=n,
+                unique_contacts=None if contacts is None else contacts.get(name, 0),
+                first_seen=first,
+                last_seen=last,
+                share=n / total if total else 0.0,
+                references=refs[name],
+            )
+        )
+    return NameSummaries(rows, total, contacts is not None)
+
+
+# ---------------------------------------------------------------------------------------------
+# One name
+
+
+@dataclass
+class TopContact:
+    contact_id: uuid.UUID | None
+    email: str | None
+    count: int
+
+
+@dataclass
+class NameDetail:
+    name: str
+    #: All-time figures and references, exactly ``GET /events/<name>/usage``.
+    usage: store.Usage
+    #: The name's row for the window (count from ``event_counts``).
+    summary: NameSummary
+    #: Most active contacts in the window; None when not computed (time budget).
+    top_contacts: list[TopContact] | None
+    window_total: int = 0
+
+
+def top_contacts(
+    project: Project,
+    name: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    limit: int = 10,
+    budget_ms: int = CONTACTS_BUDGET_MS,
+) -> list[TopContact] | None:
+    """The contacts with the most events of ``name`` in the window, or None past the budget."""
+    qs = _window(Event.objects.filter(project=project, name=name), start, end)
+    query = (
+        qs.values("contact_id")
+        .annotate(n=Count("id"))
+        .order_by("-n", F("contact_id").asc(nulls_last=True))[:limit]
+    )
+    rows = within_budget(lambda: list(query), budget_ms)
+    if rows is None:
+        return None
+    ids = [r["contact_id"] for r in rows if r["contact_id"] is not None]
+    emails = dict(Contact.objects.filter(project=project, pk__in=ids).values_list("id", "email"))
+    return [TopContact(r["contact_id"], emails.get(r["contact_id"]), r["n"]) for r in rows]
+
+
+def name_detail(
+    project: Project,
+    name: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    budget_ms: int = CONTACTS_BUDGET_MS,
+) -> NameDetail:
+    """Everything the admin's page of one event name shows, apart from its chart."""
+    usage = store.event_usage(project, name)
+    counts = store.event_counts(project, start, end)
+    total = sum(counts.values())
+    n = counts.get(name, 0)
+    if start is None and end is None:
+        contacts: int | None = usage.unique_contacts
+    else:
+        per_name = unique_contacts(project, start, end, names=[name], budget_ms=budget_ms)
+        contacts = None if per_name is None else per_name.get(name, 0)
+    first, last = seen_range(project, [name], start, end).get(name, (None, None))
+    summary = NameSummary(
+        name=name,
+        count=n,
+        unique_contacts=contacts,
+        first_seen=first,
+        last_seen=last,
+        share=n / total if total else 0.0,
+        references=usage.references,
+    )
+    return NameDetail(
+        name=name,
+        usage=usage,
+        summary=summary,
+        top_contacts=top_contacts(project, name, start, end, budget_ms=budget_ms),
+        window_total=total,
+    )
+
+
+def export_row(row: NameSummary) -> dict[str, Any]:
+    """A summary row as plain data (for tests and exports)."""
+    return {
+        "name": row.name,
+        "count": row.count,
+        "uniqueContacts": row.unique_contacts,
+        "firstSeen": row.first_seen,
+        "lastSeen": row.last_seen,
+        "share": row.share,
+        "isSystemEvent": row.is_system,
+        **row.references.as_usage(),
+    }
