@@ -31,6 +31,7 @@ def check_settings(app_configs=None, **kwargs):
         "TRACK_MAX_BYTES",
         "DELETE_BATCH_SIZE",
         "IDEMPOTENCY_KEY_TTL_HOURS",
+        "ROLLUP_LAG_SECONDS",
     ):
         if key in value and (
             not isinstance(value[key], int) or isinstance(value[key], bool) or value[key] <= 0
@@ -38,6 +39,13 @@ def check_settings(app_configs=None, **kwargs):
             problems.append(
                 Error(f"PLUNK_EVENTS[{key!r}] must be a positive integer.", id="plunk_events.E002")
             )
+    if not isinstance(value.get("TRACK_REQUIRE_PUBLIC_KEY", False), bool):
+        problems.append(
+            Error(
+                "PLUNK_EVENTS['TRACK_REQUIRE_PUBLIC_KEY'] must be True or False.",
+                id="plunk_events.E002",
+            )
+        )
     read_db = value.get("READ_DATABASE")
     if read_db and read_db not in settings.DATABASES:
         problems.append(

@@ -18,8 +18,9 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_MAX_BYTES": 500 * 1024,
     # Events deleted per transaction by DELETE /events/<name>.
     "DELETE_BATCH_SIZE": 5000,
-    # Full days older than this many seconds are folded into the daily rollup.
-    "ROLLUP_LAG_SECONDS": 3600,
+    # Events older than this many seconds are folded into the rollups behind names and stats;
+    # keep it well above the longest track transaction (statement_timeout).
+    "ROLLUP_LAG_SECONDS": 60,
     # How long an Idempotency-Key stays claimed.
     "IDEMPOTENCY_KEY_TTL_HOURS": 24,
     # Database alias for reads when plunk_events.routers.ReadReplicaRouter is installed.

@@ -28,6 +28,11 @@ INVALID_KEY_SUGGESTION = (
 )
 
 
+def _one(queryset) -> Project | None:
+    """The first row, without the ORDER BY that ``.first()`` would add to a unique lookup."""
+    return next(iter(queryset.order_by()[:1]), None)
+
+
 class ApiKeyError(exceptions.AuthenticationFailed):
     """A 401 carrying Plunk's error code and suggestion."""
 
@@ -84,7 +89,7 @@ class SecretKeyAuthentication(_ProjectKeyAuthentication):
     )
 
     def find_project(self, key: str) -> Project | None:
-        project = Project.objects.filter(secret_key=key).first()
+        project = _one(Project.objects.filter(secret_key=key))
         if project is not None and constant_time_compare(project.secret_key, key):
             return project
         return None
@@ -103,7 +108,7 @@ class TrackKeyAuthentication(_ProjectKeyAuthentication):
             match = Q(public_key=key)
         else:
             match = Q(public_key=key) | Q(secret_key=key)
-        project = Project.objects.filter(match).first()
+        project = _one(Project.objects.filter(match))
         if project is None:
             return None
         if constant_time_compare(project.public_key, key) or (

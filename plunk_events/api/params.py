@@ -29,6 +29,10 @@ def parse_cursor(raw: str | None, errors: FieldErrorList, field: str = "cursor")
     return after
 
 
+EARLIEST = datetime(1, 1, 3, tzinfo=UTC)
+LATEST = datetime(9999, 12, 29, tzinfo=UTC)
+
+
 def parse_instant(raw: str | None, errors: FieldErrorList, field: str, *, end_of_day: bool):
     """ISO 8601 date or datetime; a date alone means the start (or, for an end, the whole) day."""
     if raw is None or raw == "":
@@ -37,12 +41,17 @@ def parse_instant(raw: str | None, errors: FieldErrorList, field: str, *, end_of
         if len(raw) == 10:
             day = date.fromisoformat(raw)
             start = datetime.combine(day, time.min, tzinfo=UTC)
-            return start + timedelta(days=1, microseconds=-1) if end_of_day else start
-        value = datetime.fromisoformat(raw)
-    except ValueError:
+            value = start + timedelta(days=1, microseconds=-1) if end_of_day else start
+        else:
+            value = datetime.fromisoformat(raw)
+            value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        # The store works in whole UTC days around the window: keep some room at both ends.
+        if not EARLIEST <= value.astimezone(UTC) <= LATEST:
+            raise ValueError(raw)
+    except (ValueError, OverflowError):
         errors.add(field, f"Invalid date: {raw!r}", "invalid_date")
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
 
 
 def date_window(query) -> tuple[datetime | None, datetime | None]:

@@ -1,6 +1,6 @@
 """Routes of the API, in the order of spec §4.8.
 
-Event names may contain dots, slashes and words like ``names``: each ``events/...`` route maps GET
+Event names may contain dots, slashes, newlines and words like ``names``: each ``events/...`` route maps GET
 to its query and DELETE to a delete of the whole remainder of the path, so
 ``DELETE /events/names`` deletes the event called "names".
 """
@@ -41,8 +41,8 @@ urlpatterns = [
     re_path(r"^events/names$", events_names, {"literal": "names"}, name="event-names"),
     re_path(r"^events/stats$", events_stats, {"literal": "stats"}, name="event-stats"),
     re_path(r"^events/contact/(?P<contactId>[^/]+)$", events_contact, name="contact-events"),
-    re_path(r"^events/(?P<eventName>.+)/usage$", events_usage, name="event-usage"),
-    re_path(r"^events/(?P<eventName>.+)$", events_named, name="event-detail"),
+    re_path(r"^events/(?P<eventName>[\s\S]+)/usage$", events_usage, name="event-usage"),
+    re_path(r"^events/(?P<eventName>[\s\S]+)$", events_named, name="event-detail"),
     re_path(r"^contacts$", contacts_list, name="contacts"),
     re_path(r"^contacts/(?P<pk>[^/]+)$", contacts_detail, name="contact-detail"),
     re_path(r"^segments$", segments_list, name="segments"),
@@ -54,7 +54,7 @@ urlpatterns = [
 #: Last: anything else under the app's prefixes is a 404 in the envelope, not Django's HTML page.
 fallback_urlpatterns = [
     re_path(
-        r"^(?:v1|events|contacts|segments|workflows)(?:/.*)?$",
+        r"^(?:v1|events|contacts|segments|workflows)(?:/[\s\S]*)?$",
         UnknownRouteView.as_view(),
         name="unknown-route",
     ),

@@ -111,10 +111,14 @@ class TrackBatchView(PublicEndpointMixin, APIView):
     @extend_schema(
         operation_id="trackEventBatch",
         request=schema.TrackBatchRequest,
+        parameters=[schema.IDEMPOTENCY_PARAMETER],
         responses={200: schema.TrackBatchResponse, **schema.ERRORS_401_413_422},
         tags=["Public API"],
     )
     def post(self, request):
+        key = idempotency_key(request)
+        if key is not None:
+            store.find_idempotency_key(self.project, key)
         errors = FieldErrorList()
         if not isinstance(request.data, dict):
             type_error(errors, "body", "object", request.data)
@@ -141,7 +145,9 @@ class TrackBatchView(PublicEndpointMixin, APIView):
                 results.append({"index": index, "success": False, "errors": exc.errors})
         if not valid:
             raise ValidationFailed([e for result in results for e in result["errors"]])
-        tracked = store.track_many(self.project, [item for _, item in valid])
+        tracked = store.track_many(
+            self.project, [item for _, item in valid], idempotency_key=key, path=request.path
+        )
         for (index, _), result in zip(valid, tracked, strict=True):
             results[index] = {"index": index, "success": True, "data": track_result_json(result)}
         return Response(

@@ -33,7 +33,7 @@ T = TypeVar("T")
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for statement_timeout
 
 #: Time budget of the distinct-contact queries on PostgreSQL, in milliseconds.
-CONTACTS_BUDGET_MS = 1500
+CONTACTS_BUDGET_MS = 1000
 
 
 @contextmanager

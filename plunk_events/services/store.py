@@ -28,7 +28,12 @@ from django.utils import timezone
 
 from .. import signals
 from ..conf import conf
-from ..constants import CONTACT_SUBSCRIBED, CONTACT_UNSUBSCRIBED, is_system_event
+from ..constants import (
+    CONTACT_SUBSCRIBED,
+    CONTACT_UNSUBSCRIBED,
+    EVENT_NAME_MAX_LENGTH,
+    is_system_event,
+)
 from ..ids import uuid7
 from ..models import (
     Contact,
@@ -59,6 +64,8 @@ class ContactState:
     created: bool
     #: The subscription before the write when an existing contact flipped it, else None.
     previous_subscribed: bool | None = None
+    #: The stored row lags behind ``data``/``subscribed``: ``_save`` must update it.
+    dirty: bool = False
 
     @property
     def subscription_changed(self) -> bool:
@@ -91,7 +98,8 @@ def _upsert_contact_row(
 ) -> ContactState:
     """Create the contact or lock the existing one, then apply Plunk's data and subscription rules.
 
-    Must run inside a transaction: the row lock taken by ``ON CONFLICT DO UPDATE`` is what makes
+    The merged state is returned with ``dirty`` set; :func:`_save` writes it. Must run inside a
+    transaction: the row lock taken by ``ON CONFLICT DO UPDATE`` is what makes
     concurrent merges for one email serialise instead of losing keys.
     """
     new_id = uuid7()
@@ -128,10 +136,6 @@ def _upsert_contact_row(
     current_subscribed = bool(row_subscribed)
     merged = merge_contact_data(current_data, data)
     new_subscribed = current_subscribed if subscribed is None else subscribed
-    if merged != current_data or new_subscribed != current_subscribed:
-        Contact.objects.using(connection.alias).filter(pk=contact_id).update(
-            data=merged, subscribed=new_subscribed
-        )
     return ContactState(
         contact_id,
         project_id,
@@ -140,6 +144,7 @@ def _upsert_contact_row(
         merged,
         created=False,
         previous_subscribed=current_subscribed if new_subscribed != current_subscribed else None,
+        dirty=merged != current_data or new_subscribed != current_subscribed,
     )
 
 
@@ -165,6 +170,51 @@ def _tracked_event(project: Project, contact: ContactState, item: TrackInput, no
         data=item.data,
         created_at=now,
     )
+
+
+def _save(alias: str, contacts: Iterable[ContactState], events: list[Event]) -> None:
+    """Write the contacts' merged state and insert the events.
+
+    On PostgreSQL a single track's contact update and event insert go in one statement, so a
+    track costs two round trips (upsert, then this) plus the commit.
+    """
+    connection = connections[alias]
+    dirty = [c for c in contacts if c.dirty]
+    if connection.vendor == "postgresql" and len(dirty) == 1 and 0 < len(events) <= 100:
+        contact = dirty[0]
+        quote = connection.ops.quote_name
+        params = _prep(Contact, connection, data=contact.data, subscribed=contact.subscribed)
+        params += _prep(Contact, connection, id=contact.id)
+        for e in events:
+            params += _prep(
+                Event,
+                connection,
+                id=e.id,
+                project=e.project_id,
+                contact=e.contact_id,
+                name=e.name,
+                data=e.data,
+                email_id=e.email_id,
+                created_at=e.created_at,
+            )
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(events))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH u AS (UPDATE {quote(Contact._meta.db_table)} SET data = %s, subscribed = %s"
+                " WHERE id = %s RETURNING 1)"
+                f" INSERT INTO {quote(Event._meta.db_table)}"
+                " (id, project_id, contact_id, name, data, email_id, created_at)"
+                f" VALUES {values}",
+                params,
+            )
+    else:
+        for contact in dirty:
+            Contact.objects.using(alias).filter(pk=contact.id).update(
+                data=contact.data, subscribed=contact.subscribed
+            )
+        Event.objects.using(alias).bulk_create(events, batch_size=1000)
+    for contact in dirty:
+        contact.dirty = False
 
 
 def _send_signals_on_commit(alias: str, contacts: list[ContactState], events: list[Event]) -> None:
@@ -206,7 +256,7 @@ def upsert_contact(
     with transaction.atomic(using=alias):
         contact = _upsert_contact_row(connections[alias], project.pk, email, data, subscribed, now)
         events = [_subscription_event(contact, now)] if contact.subscription_changed else []
-        Event.objects.using(alias).bulk_create(events)
+        _save(alias, [contact], events)
         _send_signals_on_commit(alias, [contact], [])
     return contact
 
@@ -271,10 +321,15 @@ def delete_contact(project: Project, contact_id: uuid.UUID) -> None:
 
     alias = _db_for_write()
     with transaction.atomic(using=alias):
+        locked = lock_project(project)  # the rollup must not move while we subtract from it
         contact = Contact.objects.using(alias).filter(project=project, pk=contact_id).first()
         if contact is None:
             raise NotFound("Contact", contact_id)
-        Event.objects.using(alias).filter(project=project, contact=contact).delete()
+        events = Event.objects.using(alias).filter(project=project, contact=contact)
+        if locked.events_rolled_until is not None:
+            rolled = _rollup_rows(events.filter(created_at__lt=locked.events_rolled_until))
+            _add_to_rollup(alias, project, [{**row, "n": -row["n"]} for row in rolled])
+        events.delete()
         contact.delete(using=alias)
 
 
@@ -376,12 +431,18 @@ def track(
         events = [_subscription_event(contact, now)] if contact.subscription_changed else []
         event = _tracked_event(project, contact, item, now)
         events.append(event)
-        Event.objects.using(alias).bulk_create(events)
+        _save(alias, [contact], events)
         _send_signals_on_commit(alias, [contact], [event])
     return TrackResult(contact.id, event.id, now, contact.created)
 
 
-def track_many(project: Project, items: list[TrackInput]) -> list[TrackResult]:
+def track_many(
+    project: Project,
+    items: list[TrackInput],
+    *,
+    idempotency_key: str | None = None,
+    path: str = "/v1/track/batch",
+) -> list[TrackResult]:
     """Record several valid events in one transaction with set-based statements.
 
     Contacts are upserted once per distinct email (in a fixed order, so concurrent batches lock
@@ -396,6 +457,8 @@ def track_many(project: Project, items: list[TrackInput]) -> list[TrackResult]:
     for index, item in enumerate(items):
         by_email.setdefault(item.email, []).append(index)
     with transaction.atomic(using=alias):
+        if idempotency_key is not None:
+            _claim_idempotency_key(alias, project, idempotency_key, path, timezone.now())
         contacts: dict[str, ContactState] = {}
         #: Item index -> the contact state right after that item flipped the subscription.
         flips: dict[int, ContactState] = {}
@@ -414,8 +477,6 @@ def track_many(project: Project, items: list[TrackInput]) -> list[TrackResult]:
                 if state.subscription_changed:
                     flips[index] = state
             contacts[email] = state
-            if len(group) > 1:
-                _write_back(alias, state)
         now = timezone.now()  # after the row locks, as in track()
         results = []
         events: list[Event] = []
@@ -429,7 +490,7 @@ def track_many(project: Project, items: list[TrackInput]) -> list[TrackResult]:
             events.append(event)
             tracked_events.append(event)
             results.append(TrackResult(contact.id, event.id, now, contact.created))
-        Event.objects.using(alias).bulk_create(events, batch_size=1000)
+        _save(alias, contacts.values(), events)
         # Every flip signals once, in request order; the final states resolve event contacts.
         states = [flips[i] for i in sorted(flips)] + list(contacts.values())
         _send_signals_on_commit(alias, list({id(s): s for s in states}.values()), tracked_events)
@@ -437,6 +498,7 @@ def track_many(project: Project, items: list[TrackInput]) -> list[TrackResult]:
 
 
 def _apply_in_memory(state: ContactState, item: TrackInput) -> ContactState:
+    """The next track of the same contact within one transaction, applied to its state."""
     merged = merge_contact_data(state.data, item.data)
     subscribed = state.subscribed if item.subscribed is None else item.subscribed
     return ContactState(
@@ -447,13 +509,7 @@ def _apply_in_memory(state: ContactState, item: TrackInput) -> ContactState:
         merged,
         created=state.created,
         previous_subscribed=state.subscribed if subscribed != state.subscribed else None,
-    )
-
-
-def _write_back(alias: str, state: ContactState) -> None:
-    """Persist the final data/subscription of a contact touched several times in a batch."""
-    Contact.objects.using(alias).filter(pk=state.id).update(
-        data=state.data, subscribed=state.subscribed
+        dirty=state.dirty or merged != state.data or subscribed != state.subscribed,
     )
 
 
@@ -479,8 +535,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
         created_at = datetime.fromisoformat(stamp)
         if created_at.tzinfo is None:
             return None
-        return created_at, uuid.UUID(event_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return created_at.astimezone(UTC), uuid.UUID(event_id)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         return None
 
 
@@ -526,6 +582,12 @@ def list_events(
 
 # ---------------------------------------------------------------------------------------------
 # Names and stats: rollup + live tail
+#
+# ``EventDailyCount`` holds, per (UTC day, name), the events created before the project's
+# watermark ``Project.events_rolled_until``; the row of the watermark's own day is partial (it
+# covers that day up to the watermark). ``EventNameTotal`` holds the all-time sums. The rollup
+# advances the watermark to ``now - ROLLUP_LAG_SECONDS``, so the live tail that reads count from
+# raw events is a few minutes of events at most.
 
 
 def _floor_day(value: datetime) -> datetime:
@@ -538,14 +600,26 @@ def _ceil_day(value: datetime) -> datetime:
     return floor if floor == value else floor + timedelta(days=1)
 
 
-def rollup(project: Project, *, now: datetime | None = None) -> int:
-    """Fold every full UTC day older than ``ROLLUP_LAG_SECONDS`` into the daily counts.
+def _rollup_rows(events) -> list[dict]:
+    """(day, name, n, first, last) aggregates of an event queryset."""
+    return list(
+        events.annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("day", "name")
+        .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
+        .order_by()
+    )
 
-    Idempotent and cheap when up to date; returns the number of (day, name) rows written.
-    Runs lazily from the read paths and from ``manage.py plunk_rollup`` (for cron).
+
+def rollup(project: Project, *, now: datetime | None = None) -> int:
+    """Fold the events created up to ``now - ROLLUP_LAG_SECONDS`` into the rollup tables.
+
+    Incremental and idempotent; returns the number of (day, name) groups added. Runs lazily from
+    the read paths and from ``manage.py plunk_rollup``. The lag must exceed the longest track
+    transaction (give the ingest role a ``statement_timeout`` well below it), because an event
+    that commits with a ``created_at`` behind the watermark would not be counted.
     """
     now = now or timezone.now()
-    cutoff = _floor_day(now - timedelta(seconds=conf.ROLLUP_LAG_SECONDS))
+    cutoff = now - timedelta(seconds=conf.ROLLUP_LAG_SECONDS)
     alias = _db_for_write()
     with transaction.atomic(using=alias):
         locked = (
@@ -563,89 +637,139 @@ def rollup(project: Project, *, now: datetime | None = None) -> int:
         events = Event.objects.using(alias).filter(project=project)
         if start is None:
             first = events.order_by("created_at").values_list("created_at", flat=True).first()
-            start = _floor_day(first) if first else cutoff
-        written = 0
+            start = min(first, cutoff) if first else cutoff
+        rows = []
         if start < cutoff:
-            rows = list(
-                events.filter(created_at__gte=start, created_at__lt=cutoff)
-                .annotate(day=TruncDate("created_at", tzinfo=UTC))
-                .values("day", "name")
-                .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
-                .order_by()
-            )
+            rows = _rollup_rows(events.filter(created_at__gte=start, created_at__lt=cutoff))
             _add_to_rollup(alias, project, rows)
-            written = len(rows)
-        if locked.events_rolled_until != max(start, cutoff):
-            Project.objects.using(alias).filter(pk=project.pk).update(
-                events_rolled_until=max(start, cutoff)
-            )
-        project.events_rolled_until = max(start, cutoff)
-    return written
+        watermark = max(start, cutoff)
+        Project.objects.using(alias).filter(pk=project.pk).update(events_rolled_until=watermark)
+        project.events_rolled_until = watermark
+    return len(rows)
 
 
 def _add_to_rollup(alias: str, project: Project, rows: list[dict]) -> None:
-    """Add (day, name, n, first, last) rows to the daily counts and the name totals."""
-    EventDailyCount.objects.using(alias).bulk_create(
-        [
-            EventDailyCount(project=project, day=r["day"], name=r["name"], count=r["n"])
-            for r in rows
-        ],
-        batch_size=1000,
-    )
-    per_name: dict[str, list] = {}
-    for r in rows:
-        agg = per_name.setdefault(r["name"], [0, r["first"], r["last"]])
-        agg[0] += r["n"]
-        agg[1] = min(agg[1], r["first"])
-        agg[2] = max(agg[2], r["last"])
+    """Add (day, name, n, first, last) groups to the daily counts and the name totals.
+
+    ``n`` may be negative (events removed behind the watermark); rows that reach zero go.
+    Call under the project lock.
+    """
+    if not rows:
+        return
+    names = {r["name"] for r in rows}
+    daily = {
+        (row.day, row.name): row
+        for row in EventDailyCount.objects.using(alias).filter(
+            project=project, day__in={r["day"] for r in rows}, name__in=names
+        )
+    }
     totals = {
         t.name: t
-        for t in EventNameTotal.objects.using(alias).filter(project=project, name__in=per_name)
+        for t in EventNameTotal.objects.using(alias).filter(project=project, name__in=names)
     }
-    new = []
-    for name, (n, first, last) in per_name.items():
-        total = totals.get(name)
-        if total is None:
-            new.append(
-                EventNameTotal(
-                    project=project, name=name, count=n, first_seen=first, last_seen=last
-                )
+    for r in rows:
+        day_row = daily.get((r["day"], r["name"]))
+        if day_row is None:
+            day_row = daily[(r["day"], r["name"])] = EventDailyCount(
+                project=project, day=r["day"], name=r["name"], count=0
             )
-        else:
-            total.count += n
-            total.first_seen = min(total.first_seen, first)
-            total.last_seen = max(total.last_seen, last)
-    EventNameTotal.objects.using(alias).bulk_create(new, batch_size=1000)
-    EventNameTotal.objects.using(alias).bulk_update(
-        list(totals.values()), ["count", "first_seen", "last_seen"], batch_size=1000
+        day_row.count += r["n"]
+        total = totals.get(r["name"])
+        if total is None:
+            total = totals[r["name"]] = EventNameTotal(
+                project=project, name=r["name"], count=0, first_seen=r["first"], last_seen=r["last"]
+            )
+        total.count += r["n"]
+        total.first_seen = min(total.first_seen, r["first"])
+        total.last_seen = max(total.last_seen, r["last"])
+    _save_counts(alias, EventDailyCount, daily.values(), ["count"])
+    _save_counts(alias, EventNameTotal, totals.values(), ["count", "first_seen", "last_seen"])
+
+
+def _save_counts(alias: str, model, rows: Iterable, fields: list[str]) -> None:
+    """Insert new count rows, update changed ones, delete the ones that reached zero."""
+    rows = list(rows)
+    gone = [r.pk for r in rows if r.pk is not None and r.count <= 0]
+    model.objects.using(alias).filter(pk__in=gone).delete()
+    model.objects.using(alias).bulk_create(
+        [r for r in rows if r.pk is None and r.count > 0], batch_size=1000
+    )
+    model.objects.using(alias).bulk_update(
+        [r for r in rows if r.pk is not None and r.count > 0], fields, batch_size=1000
+    )
+
+
+def _watermark(project: Project) -> datetime | None:
+    return (
+        Project.objects.filter(pk=project.pk).values_list("events_rolled_until", flat=True).first()
     )
 
 
 def _ensure_rolled_up(project: Project) -> datetime | None:
-    """Roll up lazily once a new full day is due; returns the rollup watermark."""
-    rolled = (
-        Project.objects.filter(pk=project.pk).values_list("events_rolled_until", flat=True).first()
-    )
-    due = _floor_day(timezone.now() - timedelta(seconds=conf.ROLLUP_LAG_SECONDS))
+    """Roll up lazily when the tail is older than twice the lag; returns the watermark."""
+    rolled = _watermark(project)
+    due = timezone.now() - timedelta(seconds=2 * conf.ROLLUP_LAG_SECONDS)
     if rolled is None or rolled < due:
         rollup(project)
-        rolled = (
-            Project.objects.filter(pk=project.pk)
-            .values_list("events_rolled_until", flat=True)
-            .first()
-        )
+        rolled = _watermark(project)
     return rolled
 
 
-def _raw_counts(
-    project: Project, start: datetime | None, end: datetime | None, *, end_inclusive: bool
-) -> Counter:
-    qs = Event.objects.filter(project=project)
-    if start is not None:
-        qs = qs.filter(created_at__gte=start)
-    if end is not None:
-        qs = qs.filter(created_at__lte=end) if end_inclusive else qs.filter(created_at__lt=end)
-    return Counter(dict(qs.values_list("name").annotate(n=Count("id")).order_by()))
+@dataclass(frozen=True)
+class _WindowSplit:
+    """Which part of ``[start, end]`` the rollup answers and which parts raw events answer."""
+
+    first_day: Any  # date or None (open)
+    last_day: Any  # date or None: inclusive; may be the watermark's partial day
+    raw: list[tuple[datetime | None, datetime | None, bool]]  # (from, to, to_inclusive)
+
+
+def _split_window(start: datetime | None, end: datetime | None, rolled: datetime | None):
+    if rolled is None:
+        return _WindowSplit(None, None, [(start, end, True)])
+    full_start = _ceil_day(start) if start is not None else None
+    full_end = _floor_day(end + timedelta(microseconds=1)) if end is not None else None
+    if full_end is not None and full_end <= _floor_day(rolled):
+        covered_end, last_day = full_end, (full_end - timedelta(days=1)).date()
+    else:  # up to the watermark, including its own partial day
+        covered_end, last_day = rolled, _floor_day(rolled).date()
+    if full_start is not None and full_start >= covered_end:
+        return _WindowSplit(None, None, [(start, end, True)])
+    raw = []
+    if start is not None and start < full_start:
+        raw.append((start, full_start, False))
+    raw.append((covered_end, end, True))
+    return _WindowSplit(full_start.date() if full_start else None, last_day, raw)
+
+
+def _raw_events(project: Project, ranges) -> Any:
+    """Events in any of the (from, to, to_inclusive) ranges."""
+    match = Q(pk__in=[])
+    for low, high, inclusive in ranges:
+        part = Q()
+        if low is not None:
+            part &= Q(created_at__gte=low)
+        if high is not None:
+            part &= Q(created_at__lte=high) if inclusive else Q(created_at__lt=high)
+        match |= part
+    return Event.objects.filter(project=project).filter(match)
+
+
+def _consistent(project: Project, read: Callable[[datetime | None], Any]) -> Any:
+    """Run ``read(watermark)`` and retry if a rollup moved the watermark meanwhile.
+
+    Each statement sees its own snapshot; a rollup committing between the rollup read and the
+    raw read would count its events twice. The watermark and the rollup rows change in one
+    transaction, so an unchanged watermark after the reads proves they were consistent.
+    """
+    rolled = _ensure_rolled_up(project)
+    for _ in range(5):
+        result = read(rolled)
+        again = _watermark(project)
+        if again == rolled:
+            return result
+        rolled = again
+    return read(rolled)
 
 
 def event_counts(
@@ -653,35 +777,30 @@ def event_counts(
 ) -> Counter:
     """Exact number of events per name with ``start <= created_at <= end`` (either open).
 
-    Full days before the rollup watermark come from ``EventDailyCount`` (or ``EventNameTotal``
-    for all time); the partial edge days and everything after the watermark are counted from
-    the events themselves, so an event counts the moment its track has returned.
+    Days before the rollup watermark come from ``EventDailyCount`` (or ``EventNameTotal`` for
+    all time); the partial first day and everything after the watermark are counted from the
+    events themselves, so an event counts the moment its track has returned.
     """
-    rolled = _ensure_rolled_up(project)
-    counts: Counter = Counter()
-    if rolled is None:
-        counts.update(_raw_counts(project, start, end, end_inclusive=True))
-        return counts
-    if start is None and end is None:
-        counts.update(
-            dict(EventNameTotal.objects.filter(project=project).values_list("name", "count"))
-        )
-        counts.update(_raw_counts(project, rolled, None, end_inclusive=True))
+
+    def read(rolled):
+        counts: Counter = Counter()
+        if rolled is not None and start is None and end is None:
+            totals = EventNameTotal.objects.filter(project=project)
+            counts.update(dict(totals.values_list("name", "count")))
+            ranges = [(rolled, None, True)]
+        else:
+            split = _split_window(start, end, rolled)
+            if split.last_day is not None:
+                daily = EventDailyCount.objects.filter(project=project, day__lte=split.last_day)
+                if split.first_day is not None:
+                    daily = daily.filter(day__gte=split.first_day)
+                counts.update(dict(daily.values_list("name").annotate(n=Sum("count")).order_by()))
+            ranges = split.raw
+        raw = _raw_events(project, ranges).values_list("name").annotate(n=Count("id"))
+        counts.update(dict(raw.order_by()))
         return +counts
-    full_start = _ceil_day(start) if start is not None else None
-    full_end = _floor_day(end + timedelta(microseconds=1)) if end is not None else None
-    covered_end = min(full_end, rolled) if full_end is not None else rolled
-    if full_start is not None and full_start >= covered_end:
-        counts.update(_raw_counts(project, start, end, end_inclusive=True))
-        return +counts
-    daily = EventDailyCount.objects.filter(project=project, day__lt=covered_end.date())
-    if full_start is not None:
-        daily = daily.filter(day__gte=full_start.date())
-    counts.update(dict(daily.values_list("name").annotate(n=Sum("count")).order_by()))
-    if start is not None and start < full_start:
-        counts.update(_raw_counts(project, start, full_start, end_inclusive=False))
-    counts.update(_raw_counts(project, covered_end, end, end_inclusive=True))
-    return +counts
+
+    return _consistent(project, read)
 
 
 def ranked(counts: Counter) -> list[tuple[str, int]]:
@@ -708,47 +827,34 @@ def daily_counts(
     *,
     names: Iterable[str] | None = None,
 ) -> dict[tuple[Any, str], int]:
-    """``{(day, name): count}`` for charts: rollup days plus raw counts for the rest."""
-    rolled = _ensure_rolled_up(project)
-    out: dict[tuple[Any, str], int] = {}
-    daily = EventDailyCount.objects.filter(project=project)
-    raw = Event.objects.filter(project=project)
-    if names is not None:
-        names = list(names)
-        daily = daily.filter(name__in=names)
-        raw = raw.filter(name__in=names)
-    full_start = _ceil_day(start) if start is not None else None
-    if rolled is not None:
-        daily = daily.filter(day__lt=rolled.date())
-        if full_start is not None:
-            daily = daily.filter(day__gte=full_start.date())
-        if end is not None:
-            daily = daily.filter(day__lt=_floor_day(end).date())
-        for day, name, n in daily.values_list("day", "name", "count"):
-            out[(day, name)] = out.get((day, name), 0) + n
-    raw_q = Q()
-    if rolled is not None:
-        # Raw rows: the window's part after the watermark, the partial first day, the last day.
-        edge = Q(created_at__gte=rolled)
-        if full_start is not None:
-            edge |= Q(created_at__lt=full_start)
-        if end is not None:
-            edge |= Q(created_at__gte=_floor_day(end))
-        raw_q &= edge
-    if start is not None:
-        raw_q &= Q(created_at__gte=start)
-    if end is not None:
-        raw_q &= Q(created_at__lte=end)
-    rows = (
-        raw.filter(raw_q)
-        .annotate(day=TruncDate("created_at", tzinfo=UTC))
-        .values_list("day", "name")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for day, name, n in rows:
-        out[(day, name)] = out.get((day, name), 0) + n
-    return out
+    """``{(day, name): count}`` of the window for charts, from the same rollup and tail."""
+    names = list(names) if names is not None else None
+
+    def read(rolled):
+        out: Counter = Counter()
+        split = _split_window(start, end, rolled)
+        if split.last_day is not None:
+            daily = EventDailyCount.objects.filter(project=project, day__lte=split.last_day)
+            if split.first_day is not None:
+                daily = daily.filter(day__gte=split.first_day)
+            if names is not None:
+                daily = daily.filter(name__in=names)
+            for day, name, n in daily.values_list("day", "name", "count"):
+                out[(day, name)] += n
+        raw = _raw_events(project, split.raw)
+        if names is not None:
+            raw = raw.filter(name__in=names)
+        rows = (
+            raw.annotate(day=TruncDate("created_at", tzinfo=UTC))
+            .values_list("day", "name")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        for day, name, n in rows:
+            out[(day, name)] += n
+        return dict(+out)
+
+    return _consistent(project, read)
 
 
 @dataclass
@@ -808,7 +914,7 @@ def start_deletion(project: Project, name: str) -> EventDeletion:
 
     Segment and workflow writes take the same lock and refuse names with a running job, so no
     reference can slip in between the check and the delete. A running job for the same name is
-    resumed rather than duplicated.
+    resumed, with its cutoff moved to now: the new request asks for every event up to now.
     """
     alias = _db_for_write()
     with transaction.atomic(using=alias):
@@ -816,15 +922,17 @@ def start_deletion(project: Project, name: str) -> EventDeletion:
         refusal = delete_refusal(project, name, using=alias)
         if refusal is not None:
             raise refusal
+        now = timezone.now()
         job = (
             EventDeletion.objects.using(alias)
             .filter(project=project, name=name, status=EventDeletion.Status.RUNNING)
             .first()
         )
         if job is None:
-            job = EventDeletion.objects.using(alias).create(
-                project=project, name=name, cutoff=timezone.now()
-            )
+            job = EventDeletion.objects.using(alias).create(project=project, name=name, cutoff=now)
+        else:
+            job.cutoff = now
+            job.save(using=alias, update_fields=["cutoff"])
     return job
 
 
@@ -865,13 +973,10 @@ def _finish_deletion(alias: str, job: EventDeletion) -> None:
         EventDailyCount.objects.using(alias).filter(project=project, name=job.name).delete()
         EventNameTotal.objects.using(alias).filter(project=project, name=job.name).delete()
         if locked.events_rolled_until is not None:
-            survivors = list(
-                Event.objects.using(alias)
-                .filter(project=project, name=job.name, created_at__lt=locked.events_rolled_until)
-                .annotate(day=TruncDate("created_at", tzinfo=UTC))
-                .values("day", "name")
-                .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
-                .order_by()
+            survivors = _rollup_rows(
+                Event.objects.using(alias).filter(
+                    project=project, name=job.name, created_at__lt=locked.events_rolled_until
+                )
             )
             _add_to_rollup(alias, project, survivors)
         EventDeletion.objects.using(alias).filter(pk=job.pk).update(
@@ -882,8 +987,19 @@ def _finish_deletion(alias: str, job: EventDeletion) -> None:
 
 def delete_events_by_name(project: Project, name: str) -> int:
     """Guarded delete of every event named ``name`` (``DELETE /events/<name>``); returns the count."""
+    if len(name) > EVENT_NAME_MAX_LENGTH:  # no event can have it, but the guard still speaks
+        refusal = delete_refusal(project, name)
+        if refusal is not None:
+            raise refusal
+        return 0
     job = start_deletion(project, name)
     return run_deletion(job)
+
+
+def purge_expired_idempotency_keys(now: datetime | None = None) -> int:
+    """Delete claims past their TTL (``manage.py plunk_rollup`` runs it)."""
+    expired = IdempotencyKey.objects.filter(expires_at__lte=now or timezone.now())
+    return expired.delete()[0]
 
 
 def resume_deletions(project: Project | None = None) -> list[EventDeletion]:
@@ -1020,60 +1136,24 @@ def import_events(project: Project, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def _merge_into_rollup(alias: str, project: Project, events: list[Event]) -> None:
-    """Add events from before the rollup watermark to the daily counts and the name totals."""
-    groups: dict[tuple[Any, str], list] = {}
+    """Add in-memory events from before the rollup watermark to the rollup tables."""
+    groups: dict[tuple[Any, str], dict] = {}
     for event in events:
         key = (event.created_at.astimezone(UTC).date(), event.name)
-        agg = groups.setdefault(key, [0, event.created_at, event.created_at])
-        agg[0] += 1
-        agg[1] = min(agg[1], event.created_at)
-        agg[2] = max(agg[2], event.created_at)
-    if not groups:
-        return
-    names = {name for _, name in groups}
-    daily = {
-        (row.day, row.name): row
-        for row in EventDailyCount.objects.using(alias).filter(
-            project=project, day__in={day for day, _ in groups}, name__in=names
+        row = groups.setdefault(
+            key,
+            {
+                "day": key[0],
+                "name": event.name,
+                "n": 0,
+                "first": event.created_at,
+                "last": event.created_at,
+            },
         )
-    }
-    fresh = []
-    for (day, name), (n, _, _) in groups.items():
-        if (day, name) in daily:
-            daily[(day, name)].count += n
-        else:
-            fresh.append(EventDailyCount(project=project, day=day, name=name, count=n))
-    EventDailyCount.objects.using(alias).bulk_create(fresh, batch_size=1000)
-    EventDailyCount.objects.using(alias).bulk_update(daily.values(), ["count"], batch_size=1000)
-    # The totals cover the same days as the daily rows, so the new count is their sum.
-    sums = dict(
-        EventDailyCount.objects.using(alias)
-        .filter(project=project, name__in=names)
-        .values_list("name")
-        .annotate(n=Sum("count"))
-        .order_by()
-    )
-    totals = {
-        t.name: t
-        for t in EventNameTotal.objects.using(alias).filter(project=project, name__in=names)
-    }
-    existing = set(totals)
-    new_totals = []
-    for (_, name), (_, first, last) in groups.items():
-        total = totals.get(name)
-        if total is None:
-            total = EventNameTotal(project=project, name=name, first_seen=first, last_seen=last)
-            totals[name] = total
-            new_totals.append(total)
-        total.count = sums[name]
-        total.first_seen = min(total.first_seen, first)
-        total.last_seen = max(total.last_seen, last)
-    EventNameTotal.objects.using(alias).bulk_create(new_totals, batch_size=1000)
-    EventNameTotal.objects.using(alias).bulk_update(
-        [totals[name] for name in existing],
-        ["count", "first_seen", "last_seen"],
-        batch_size=1000,
-    )
+        row["n"] += 1
+        row["first"] = min(row["first"], event.created_at)
+        row["last"] = max(row["last"], event.created_at)
+    _add_to_rollup(alias, project, list(groups.values()))
 
 
 # ---------------------------------------------------------------------------------------------

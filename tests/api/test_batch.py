@@ -330,3 +330,14 @@ def test_batch_events_are_listed_and_counted(pk, sk, project):
     batch(pk, [{"email": "a@b.co", "event": "x"}, {"email": "c@d.co", "event": "x"}])
     assert sk.get("/events/stats").json() == [{"name": "x", "count": 2}]
     assert sk.get("/events/x/usage").json()["uniqueContacts"] == 2
+
+
+def test_idempotency_key_makes_a_retried_batch_a_409(pk):
+    body = {"events": [{"email": "a@b.co", "event": "x"}, {"email": "c@b.co", "event": "y"}]}
+    first = pk.post("/v1/track/batch", body, format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    assert first.status_code == 200
+    again = pk.post("/v1/track/batch", body, format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert again.json()["error"]["details"]["originalRequest"] == "POST /v1/track/batch"
+    assert counts() == (2, 2)

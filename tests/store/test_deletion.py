@@ -145,3 +145,35 @@ def test_ingest_keeps_working_during_a_large_delete(project):
     assert deleted + len(survivors) == 3000 + len(tracked)
     assert survivors <= set(tracked)
     assert store.event_counts(project)["old"] == len(survivors)
+
+
+@pytest.mark.django_db
+def test_a_repeated_delete_after_an_interruption_takes_newer_events_too(project, sk):
+    add_events(project, "old", 2, days_ago=1)
+    store.start_deletion(project, "old")  # a request that died before deleting anything
+    store.track(project, parse_track({"email": "late@example.com", "event": "old"}))
+    response = sk.delete("/events/old")
+    assert response.json() == {"deletedCount": 3}
+    assert not Event.objects.filter(project=project, name="old").exists()
+
+
+@pytest.mark.django_db
+def test_a_name_longer_than_any_event_deletes_nothing(project, sk):
+    response = sk.delete("/events/" + "n" * 300)
+    assert (response.status_code, response.json()) == (200, {"deletedCount": 0})
+    assert not EventDeletion.objects.exists()
+    refused = sk.delete("/events/email." + "n" * 300)
+    assert refused.status_code == 400
+
+
+@pytest.mark.django_db
+def test_deleting_a_contact_takes_its_events_out_of_names_and_stats(project, sk):
+    add_events(project, "gone", 2, days_ago=5)  # contact d@example.com
+    other, _ = Contact.objects.get_or_create(project=project, email="o@example.com")
+    Event.objects.create(project=project, contact=other, name="kept")
+    store.rollup(project)
+    contact = Contact.objects.get(project=project, email="d@example.com")
+    assert sk.delete(f"/contacts/{contact.pk}").status_code == 204
+    assert sk.get("/events/names").json() == {"eventNames": ["kept"]}
+    assert sk.get("/events/stats").json() == [{"name": "kept", "count": 1}]
+    assert not EventDailyCount.objects.filter(project=project, name="gone").exists()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.db.models import Count
+from django.test import override_settings
 
 from plunk_events.models import Contact, Event, EventDailyCount, EventNameTotal
 from plunk_events.services import store
@@ -104,10 +105,10 @@ def test_names_cost_does_not_grow_with_events(project, other_project, django_ass
     seed(other_project, n=3000)
     store.rollup(project)
     store.rollup(other_project)
-    # Up to date: one watermark read, the name totals, the live tail.
-    with django_assert_num_queries(3):
+    # Up to date: the watermark, the name totals, the live tail, the watermark again.
+    with django_assert_num_queries(4):
         small = store.event_names(project)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         big = store.event_names(other_project)
     assert set(small) == set(big) == {"a", "b", "c.d", "e f"}
 
@@ -117,3 +118,43 @@ def test_projects_are_isolated(project, other_project):
     seed(other_project, n=50, names=("z",))
     assert set(store.event_counts(other_project)) == {"z"}
     assert "z" not in store.event_counts(project)
+
+
+@override_settings(PLUNK_EVENTS={"ROLLUP_LAG_SECONDS": 10 * 86400 + 5 * 3600})
+def test_watermark_inside_a_day_splits_that_day_between_rollup_and_raw(project):
+    """The watermark's own day is partly in the rollup and partly raw; every window still adds up."""
+    seed(project, n=800)
+    store.rollup(project)
+    rolled = project.__class__.objects.get(pk=project.pk).events_rolled_until
+    assert rolled.time() != time(0)  # mid-day
+    day = rolled.replace(hour=0, minute=0, second=0, microsecond=0)
+    for start, end in [
+        *windows(),
+        (day, None),
+        (None, rolled),
+        (day + timedelta(hours=1), rolled + timedelta(hours=1)),
+        (day, day + timedelta(days=1) - timedelta(microseconds=1)),
+        (day - timedelta(days=2), day - timedelta(microseconds=1)),
+    ]:
+        assert store.event_counts(project, start, end) == +group_by(project, start, end), (
+            start,
+            end,
+        )
+        per_day = Counter()
+        for (_, name), n in store.daily_counts(project, start, end).items():
+            per_day[name] += n
+        assert per_day == +group_by(project, start, end)
+
+
+def test_rollup_command_purges_expired_idempotency_keys(project):
+    from django.core.management import call_command
+
+    from plunk_events.models import IdempotencyKey
+
+    now = datetime.now(UTC)
+    for key, expires in (("old", now - timedelta(seconds=1)), ("live", now + timedelta(hours=1))):
+        IdempotencyKey.objects.create(
+            project=project, key=key, method="POST", path="/v1/track", expires_at=expires
+        )
+    call_command("plunk_rollup")
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["live"]

@@ -8,11 +8,14 @@ from plunk_events.services import store
 
 class Command(BaseCommand):
     help = (
-        "Fold finished days into the event rollups used by /events/names and /events/stats. "
+        "Fold new events into the rollups used by /events/names and /events/stats, and purge "
+        "expired idempotency keys. "
         "The read paths do this lazily; run it from cron to keep reads fast after quiet periods."
     )
 
     def handle(self, *args, **options):
         for project in Project.objects.order_by("name"):
             rows = store.rollup(project)
-            self.stdout.write(f"{project.name}: {rows} day/name rows added")
+            self.stdout.write(f"{project.name}: {rows} day/name groups added")
+        purged = store.purge_expired_idempotency_keys()
+        self.stdout.write(f"{purged} expired idempotency keys purged")

@@ -1,0 +1,47 @@
+"""The statements ``POST /v1/track`` sends: the key lookup, the contact upsert, and (on
+PostgreSQL) one statement that updates the contact and inserts the events.
+
+Tests run inside a transaction, so the track's own transaction shows up as a SAVEPOINT pair;
+those are left out of the count (in production they are the BEGIN/COMMIT)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+pytestmark = pytest.mark.django_db
+
+
+def statements(pk, **body) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = pk.post(
+            "/v1/track", {"email": "hot@example.com", "event": "x", **body}, format="json"
+        )
+    assert response.status_code == 200
+    sqls = [q["sql"] for q in captured.captured_queries]
+    return [s for s in sqls if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+
+
+def test_track_of_a_new_contact(pk):
+    sqls = statements(pk, data={"plan": "pro"})
+    assert len(sqls) == 3, sqls  # key lookup, contact upsert, event insert
+    assert "ORDER BY" not in sqls[0]
+    assert "ON CONFLICT" in sqls[1]
+
+
+def test_track_of_an_existing_contact_whose_data_changes(pk):
+    statements(pk, data={"plan": "free"})
+    sqls = statements(pk, data={"plan": "pro"}, subscribed=False)
+    if connection.vendor == "postgresql":
+        assert len(sqls) == 3, sqls  # two round trips after the key lookup
+        assert sqls[-1].startswith("WITH u AS (UPDATE")
+    else:
+        assert len(sqls) == 4, sqls  # SQLite has no DML in WITH: UPDATE, then INSERT
+
+
+def test_track_of_an_unchanged_contact_skips_the_update(pk):
+    statements(pk, data={"plan": "pro"})
+    sqls = statements(pk, data={"plan": "pro"})
+    assert len(sqls) == 3, sqls
+    assert not any(s.startswith("UPDATE") for s in sqls)

@@ -1,0 +1,56 @@
+"""System checks: each misconfiguration has an id and shows up in ``manage.py check``."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from plunk_events.checks import check_settings
+
+
+def ids(**overrides):
+    with override_settings(**overrides):
+        return sorted(problem.id for problem in check_settings())
+
+
+def test_the_test_settings_are_clean():
+    assert ids() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("not a dict", ["plunk_events.E001"]),
+        ({"NO_SUCH_KEY": 1}, ["plunk_events.E001"]),
+        ({"EVENTS_MAX_LIMIT": 0}, ["plunk_events.E002"]),
+        ({"ROLLUP_LAG_SECONDS": -86400}, ["plunk_events.E002"]),
+        ({"DELETE_BATCH_SIZE": True}, ["plunk_events.E002"]),
+        ({"TRACK_REQUIRE_PUBLIC_KEY": "no"}, ["plunk_events.E002"]),
+        ({"READ_DATABASE": "nowhere"}, ["plunk_events.E003"]),
+        ({"READ_DATABASE": "replica", "TRACK_MAX_BYTES": 2048}, []),
+    ],
+)
+def test_settings_problems(value, expected):
+    assert ids(PLUNK_EVENTS=value) == expected
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_sqlite_without_immediate_transactions_warns(settings):
+    databases = {**settings.DATABASES}
+    default = {**databases["default"], "ENGINE": "django.db.backends.sqlite3", "OPTIONS": {}}
+    assert ids(DATABASES={**databases, "default": default}) == ["plunk_events.W001"]
+
+
+def test_missing_apps_are_reported():
+    from django.conf import settings
+
+    apps = [a for a in settings.INSTALLED_APPS if a != "django_filters"]
+    with override_settings(INSTALLED_APPS=apps):
+        assert "plunk_events.E004" in [p.id for p in check_settings()]
+
+
+def test_checks_are_registered():
+    with override_settings(PLUNK_EVENTS={"EVENTS_MAX_LIMIT": -1}), pytest.raises(SystemCheckError):
+        call_command("check")
