@@ -108,6 +108,15 @@ class Event(models.Model):
         return self.name
 
 
+class EventStatistics(Event):
+    """No table: the admin index's entry to the per-name statistics pages of the Event admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "event statistics"
+        verbose_name_plural = "event statistics"
+
+
 class EventNameTotal(models.Model):
     """Catalogue of event names with all-time counts up to ``Project.events_rolled_until``.
 

@@ -1,0 +1,179 @@
+"""Segment and workflow forms: the API's validation rules, reported as field errors.
+
+Validation is :func:`conditions.validate_condition` and :func:`automation.validate_steps`, the
+functions behind the segment and workflow endpoints. The reference guard
+(:func:`references.guard_new_references`) runs in ``clean()``, which the admin calls inside the
+transaction of the save, so the project lock it takes is held until the write commits.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from ..models import Segment, Workflow, WorkflowStep
+from ..services import automation, references
+from ..services.conditions import validate_condition
+from ..services.errors import Conflict, FieldErrorList
+from ..services.validation import check_event_name
+
+
+def _guard(form: forms.BaseForm | forms.BaseFormSet, project, names, field: str | None) -> None:
+    try:
+        references.guard_new_references(project, names)
+    except Conflict as exc:
+        if isinstance(form, forms.BaseFormSet):
+            raise ValidationError(exc.message) from exc
+        form.add_error(field, exc.message)
+
+
+class PrettyJSONField(forms.JSONField):
+    """A JSON textarea showing the stored value indented, so conditions stay readable."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+
+
+class SegmentForm(forms.ModelForm):
+    condition = PrettyJSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 16, "cols": 80})
+    )
+
+    class Meta:
+        model = Segment
+        fields = ("project", "name", "description", "type", "condition", "track_membership")
+        help_texts = {
+            "condition": (
+                'Plunk\'s filter grammar, e.g. {"logic": "AND", "groups": [{"filters": '
+                '[{"field": "event.signup", "operator": "triggered"}]}]}. '
+                "Ignored for static segments."
+            )
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        segment_type = cleaned.get("type")
+        condition = cleaned.get("condition")
+        if segment_type == Segment.Type.DYNAMIC and "condition" not in self.errors:
+            if condition is None:
+                self.add_error("condition", "Condition is required for DYNAMIC segments")
+            else:
+                for error in validate_condition(condition):
+                    self.add_error("condition", f"{error['field']}: {error['message']}")
+        project = cleaned.get("project") or getattr(self.instance, "project", None)
+        if project is not None and not self.errors:
+            names = (
+                references.condition_event_names(condition)
+                if segment_type == Segment.Type.DYNAMIC
+                else set()
+            )
+            _guard(self, project, names, "condition")
+        return cleaned
+
+
+class WorkflowForm(forms.ModelForm):
+    event_name = forms.CharField(
+        label="Trigger event name",
+        max_length=255,
+        required=False,
+        help_text="The event that starts this workflow (an EVENT trigger).",
+    )
+
+    class Meta:
+        model = Workflow
+        fields = ("project", "name", "description", "event_name", "enabled", "allow_reentry")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["event_name"].initial = self.instance.trigger_event_name
+        # Only EVENT workflows are created here; others keep their trigger when left blank.
+        self.fields["event_name"].required = (
+            self.instance._state.adding or self.instance.trigger_type == Workflow.TriggerType.EVENT
+        )
+
+    def clean_event_name(self):
+        value = self.cleaned_data.get("event_name")
+        if not value and not self.fields["event_name"].required:
+            return None
+        errors = FieldErrorList()
+        name = check_event_name(errors, value, "event_name", trim=True)
+        if errors:
+            raise ValidationError([e["message"] for e in errors])
+        return name
+
+    def clean(self):
+        cleaned = super().clean()
+        name = cleaned.get("event_name")
+        if name:
+            # Seen by the steps formset (its ``instance``) for the reference guard.
+            self.instance.trigger_type = Workflow.TriggerType.EVENT
+            self.instance.trigger_config = {"eventName": name}
+        project = cleaned.get("project") or getattr(self.instance, "project", None)
+        if project is not None and name and not self.errors:
+            _guard(self, project, {name}, "event_name")
+        return cleaned
+
+
+class WorkflowStepFormSet(forms.BaseInlineFormSet):
+    """The steps after the trigger, validated like ``POST /workflows`` validates ``steps``."""
+
+    #: Cleaned steps in order, for ``automation.update_workflow``; set by ``clean()``.
+    steps: list[dict] | None = None
+
+    def _kept_forms(self) -> list[forms.ModelForm]:
+        kept = [
+            f
+            for f in self.forms
+            if f.cleaned_data
+            and not f.cleaned_data.get("DELETE")
+            and (f.instance.pk is not None and not f.instance._state.adding or f.has_changed())
+        ]
+        return sorted(kept, key=lambda f: f.cleaned_data.get("order") or 0)
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        forms_ = self._kept_forms()
+        raw = [
+            {
+                "type": f.cleaned_data.get("type"),
+                "name": f.cleaned_data.get("name"),
+                "config": f.cleaned_data.get("config"),
+            }
+            for f in forms_
+        ]
+        steps, errors = automation.validate_steps(raw)
+        for error in errors:
+            _, index, *rest = error["field"].split(".")
+            form = forms_[int(index)]
+            field = rest[0] if rest and rest[0] in form.fields else None
+            detail = ".".join(rest[1:])
+            message = f"{detail}: {error['message']}" if detail else error["message"]
+            form.add_error(field, message)
+        if errors:
+            raise ValidationError("Please correct the steps below.")
+        self.steps = steps
+        workflow = self.instance
+        project = getattr(workflow, "project", None) if workflow.project_id else None
+        if project is not None:
+            names = references.workflow_event_names(workflow.trigger_config, steps)
+            _guard(self, project, names, None)
+
+
+class WorkflowStepForm(forms.ModelForm):
+    class Meta:
+        model = WorkflowStep
+        fields = ("order", "type", "name", "config")
+        widgets = {"config": forms.Textarea(attrs={"rows": 2, "cols": 36})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The TRIGGER step is made from the workflow's trigger event name.
+        self.fields["type"].choices = [
+            c for c in self.fields["type"].choices if c[0] != WorkflowStep.Type.TRIGGER
+        ]

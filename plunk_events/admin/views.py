@@ -1,0 +1,358 @@
+"""The Event admin's extra pages: per-name statistics, one name's page, its guarded delete.
+
+Mounted by :meth:`EventAdmin.get_urls`; the numbers come from :mod:`services.insights`, which reads
+the same functions as ``GET /events/stats`` and ``/usage``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from ..constants import is_system_event
+from ..models import Project
+from ..services import insights, store
+from .actions import execute_deletions, plan_deletions, render_confirmation
+from .charts import Chart, build_chart
+from .filters import NAME_PARAM, PROJECT_PARAM, selected_project
+
+WINDOW_CHOICES = (("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("all", "All time"))
+DEFAULT_WINDOW = "30"
+
+#: Sortable columns of the stats table: query value -> sort key of a NameSummary.
+SORT_KEYS = {
+    "name": lambda r: r.name,
+    "count": lambda r: r.count,
+    "unique": lambda r: -1 if r.unique_contacts is None else r.unique_contacts,
+    "first": lambda r: r.first_seen or datetime.min.replace(tzinfo=UTC),
+    "last": lambda r: r.last_seen or datetime.min.replace(tzinfo=UTC),
+    "share": lambda r: r.share,
+    "system": lambda r: (r.is_system, r.name),
+    "refs": lambda r: len(r.references.segments) + len(r.references.workflows),
+}
+COLUMNS = (
+    ("name", "Event name"),
+    ("count", "Events"),
+    ("unique", "Unique contacts"),
+    ("first", "First seen"),
+    ("last", "Last seen"),
+    ("share", "Share"),
+    ("system", "System"),
+    ("refs", "Referenced by"),
+)
+
+
+def _next_order(current: str, key: str) -> str:
+    """Clicking a column toggles it; a new column starts A-Z for names, largest first otherwise."""
+    if current == key:
+        return f"-{key}"
+    if current == f"-{key}":
+        return key
+    return key if key == "name" else f"-{key}"
+
+
+@dataclass
+class Window:
+    """A time window in whole UTC days, the unit of the rollups and of the API's date filters."""
+
+    key: str
+    start: datetime | None
+    end: datetime | None
+    start_date: date | None = None
+    end_date: date | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.key == "custom":
+            return f"{self.start_date or '…'} to {self.end_date or 'today'}"
+        return dict(WINDOW_CHOICES)[self.key]
+
+    def params(self) -> dict[str, str]:
+        if self.key != "custom":
+            return {"window": self.key}
+        out = {"window": "custom"}
+        if self.start_date:
+            out["start"] = self.start_date.isoformat()
+        if self.end_date:
+            out["end"] = self.end_date.isoformat()
+        return out
+
+    def api_params(self) -> dict[str, str]:
+        """The equivalent ``startDate``/``endDate`` of ``GET /events/stats``."""
+        out = {}
+        if self.start is not None:
+            out["startDate"] = self.start.date().isoformat()
+        if self.end is not None:
+            out["endDate"] = self.end.date().isoformat()
+        return out
+
+    def chart_days(self, daily: dict) -> tuple[date, date]:
+        today = timezone.now().astimezone(UTC).date()
+        last = self.end_date or today
+        first = self.start_date or min((day for day, _ in daily), default=last)
+        return first, last
+
+
+def parse_window(query) -> Window:
+    """``window=7|30|90|all`` or ``window=custom&start=YYYY-MM-DD&end=YYYY-MM-DD`` (inclusive)."""
+    key = query.get("window") or DEFAULT_WINDOW
+    today = timezone.now().astimezone(UTC).date()
+    if key == "custom":
+        try:
+            start_date = date.fromisoformat(query["start"]) if query.get("start") else None
+            end_date = date.fromisoformat(query["end"]) if query.get("end") else None
+        except ValueError:
+            window = parse_window({"window": DEFAULT_WINDOW})
+            window.error = "Dates must look like 2025-01-31; showing the last 30 days."
+            return window
+        if start_date and end_date and end_date < start_date:
+            start_date, end_date = end_date, start_date
+        return Window(
+            "custom",
+            datetime.combine(start_date, time.min, tzinfo=UTC) if start_date else None,
+            datetime.combine(end_date, time.max, tzinfo=UTC) if end_date else None,
+            start_date,
+            end_date,
+        )
+    if key == "all":
+        return Window("all", None, None)
+    if key not in dict(WINDOW_CHOICES):
+        key = DEFAULT_WINDOW
+    start_date = today - timedelta(days=int(key) - 1)
+    return Window(key, datetime.combine(start_date, time.min, tzinfo=UTC), None, start_date)
+
+
+def _pick_project(request) -> Project | None:
+    """The project of ``?project=``, else the first one by name."""
+    if PROJECT_PARAM in request.GET:
+        return selected_project(request)
+    return Project.objects.order_by("name", "pk").first()
+
+
+def _chart(project: Project, window: Window, name: str | None, title: str) -> Chart:
+    daily = store.daily_counts(
+        project, window.start, window.end, names=[name] if name is not None else None
+    )
+    first, last = window.chart_days(daily)
+    return build_chart(daily, first, last, title=title)
+
+
+class StatsViews:
+    """Views bound to the Event ModelAdmin (for its site, permissions and media)."""
+
+    def __init__(self, model_admin):
+        self.model_admin = model_admin
+        self.site = model_admin.admin_site
+
+    def _context(self, request, **extra):
+        return {
+            **self.site.each_context(request),
+            "opts": self.model_admin.model._meta,
+            "media": self.model_admin.media,
+            **extra,
+        }
+
+    def _check_view(self, request) -> None:
+        if not self.model_admin.has_view_permission(request):
+            raise PermissionDenied
+
+    def url(self, viewname: str, *args, query: dict | None = None) -> str:
+        url = reverse(f"{self.site.name}:{viewname}", args=args)
+        return f"{url}?{urlencode(query)}" if query else url
+
+    def name_url(self, project: Project, name: str, window: Window | None = None) -> str:
+        return self.url(
+            "plunk_events_event_name_stats",
+            project.pk,
+            quote(name),
+            query=window.params() if window else None,
+        )
+
+    def events_url(self, project: Project, name: str | None = None) -> str:
+        query = {PROJECT_PARAM: str(project.pk)}
+        if name is not None:
+            query[NAME_PARAM] = name
+        return self.url("plunk_events_event_changelist", query=query)
+
+    # -----------------------------------------------------------------------------------------
+
+    def stats(self, request):
+        self._check_view(request)
+        project = _pick_project(request)
+        if project is None and PROJECT_PARAM in request.GET:
+            raise Http404("No such project")
+        window = parse_window(request.GET)
+        if window.error:
+            messages.warning(request, window.error)
+        context = self._context(
+            request,
+            title="Event statistics",
+            subtitle=str(project) if project else None,
+            project=project,
+            projects=Project.objects.order_by("name", "pk"),
+            window=window,
+            window_choices=self._window_links(request, window),
+        )
+        if project is None:
+            return TemplateResponse(request, "admin/plunk_events/event/stats.html", context)
+        summaries = insights.name_summaries(project, window.start, window.end)
+        order = request.GET.get("o") or "-count"
+        field = order.lstrip("-")
+        if field not in SORT_KEYS:
+            order, field = "-count", "count"
+        rows = sorted(summaries.rows, key=SORT_KEYS[field], reverse=order.startswith("-"))
+        chart_name = request.GET.get("chart") or None
+        if chart_name is not None and chart_name not in {r.name for r in rows}:
+            chart_name = None
+        base = {PROJECT_PARAM: str(project.pk), **window.params()}
+        context.update(
+            summaries=summaries,
+            rows=[
+                {
+                    "row": r,
+                    "url": self.name_url(project, r.name, window),
+                    "share_pct": r.share * 100,
+                    "segments": [self._segment_link(s) for s in r.references.segments],
+                    "workflows": [self._workflow_link(w) for w in r.references.workflows],
+                }
+                for r in rows
+            ],
+            columns=[
+                {
+                    "key": key,
+                    "label": label,
+                    "numeric": key in ("count", "unique", "share"),
+                    "sorted": field == key,
+                    "descending": field == key and order.startswith("-"),
+                    "url": "?"
+                    + urlencode(
+                        {
+                            **base,
+                            **({"chart": chart_name} if chart_name else {}),
+                            "o": _next_order(order, key),
+                        }
+                    ),
+                }
+                for key, label in COLUMNS
+            ],
+            chart=_chart(
+                project,
+                window,
+                chart_name,
+                f"Daily events of “{chart_name}”" if chart_name else "Daily events by name",
+            ),
+            chart_name=chart_name,
+            chart_names=[r.name for r in summaries.rows],
+            order=order,
+            base_query=base,
+            api_query=urlencode(window.api_params()),
+            events_url=self.events_url(project),
+        )
+        return TemplateResponse(request, "admin/plunk_events/event/stats.html", context)
+
+    def _window_links(self, request, window: Window) -> list[dict]:
+        keep = {k: v for k, v in request.GET.items() if k in (PROJECT_PARAM, "o", "chart")}
+        return [
+            {
+                "label": label,
+                "selected": window.key == key,
+                "url": "?" + urlencode({**keep, "window": key}),
+            }
+            for key, label in WINDOW_CHOICES
+        ]
+
+    def _segment_link(self, segment) -> dict:
+        return {
+            "label": segment.name,
+            "url": self.url("plunk_events_segment_change", segment.pk),
+        }
+
+    def _workflow_link(self, workflow) -> dict:
+        return {
+            "label": workflow.name,
+            "url": self.url("plunk_events_workflow_change", workflow.pk),
+        }
+
+    # -----------------------------------------------------------------------------------------
+
+    def _project_and_name(self, project_id, quoted_name: str) -> tuple[Project, str]:
+        project = get_object_or_404(Project, pk=project_id)
+        name = unquote(quoted_name)
+        if not name:
+            raise Http404("No event name")
+        return project, name
+
+    def name_detail(self, request, project_id, name):
+        self._check_view(request)
+        project, name = self._project_and_name(project_id, name)
+        window = parse_window(request.GET)
+        if window.error:
+            messages.warning(request, window.error)
+        detail = insights.name_detail(project, name, window.start, window.end)
+        context = self._context(
+            request,
+            title=f"Event “{name}”",
+            subtitle=str(project),
+            project=project,
+            name=name,
+            detail=detail,
+            share_pct=detail.summary.share * 100,
+            window=window,
+            window_choices=self._window_links(request, window),
+            chart=_chart(project, window, name, f"Daily events of “{name}”"),
+            segments=[self._segment_link(s) for s in detail.usage.references.segments],
+            workflows=[self._workflow_link(w) for w in detail.usage.references.workflows],
+            top_contacts=[
+                {
+                    "contact": c,
+                    "url": self.url("plunk_events_contact_change", c.contact_id)
+                    if c.contact_id
+                    else None,
+                }
+                for c in detail.top_contacts or []
+            ],
+            top_contacts_computed=detail.top_contacts is not None,
+            is_system=is_system_event(name),
+            stats_url=self.url(
+                "plunk_events_event_stats",
+                query={PROJECT_PARAM: str(project.pk), **window.params()},
+            ),
+            events_url=self.events_url(project, name),
+            delete_url=self.url("plunk_events_event_name_delete", project.pk, quote(name)),
+            can_delete_perm=self.model_admin.has_delete_permission(request),
+        )
+        return TemplateResponse(request, "admin/plunk_events/event/name_detail.html", context)
+
+    def name_delete(self, request, project_id, name):
+        """The detail page's delete button: confirmation on GET, guarded delete on POST."""
+        if not self.model_admin.has_delete_permission(request):
+            raise PermissionDenied
+        project, name = self._project_and_name(project_id, name)
+        plans = plan_deletions([(project, name)])
+        detail_url = self.name_url(project, name)
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            deleted = execute_deletions(self.model_admin, request, plans)
+            if deleted:
+                return HttpResponseRedirect(
+                    self.url("plunk_events_event_stats", query={PROJECT_PARAM: str(project.pk)})
+                )
+            return HttpResponseRedirect(detail_url)
+        return render_confirmation(
+            self.model_admin,
+            request,
+            plans,
+            hidden=[],
+            cancel_url=detail_url,
+            form_action=request.path,
+        )

@@ -1,0 +1,86 @@
+"""Fixtures of the admin tests: users with chosen permissions and bulk-seeded events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.utils import timezone
+
+from plunk_events.models import Contact, Event, Project
+from plunk_events.services import automation
+
+
+def seed_events(
+    project: Project,
+    names: dict[str, int],
+    *,
+    days: int = 60,
+    contacts: int = 40,
+    now=None,
+    prefix: str = "user",
+) -> list[Contact]:
+    """Bulk-create ``contacts`` contacts and ``names[name]`` events per name, spread evenly over
+    the last ``days`` days (newest first), cycling through the contacts."""
+    now = now or timezone.now()
+    people = Contact.objects.bulk_create(
+        [Contact(project=project, email=f"{prefix}{i}@example.com") for i in range(contacts)]
+    )
+    events = []
+    span = timedelta(days=days).total_seconds()
+    for name, n in names.items():
+        for i in range(n):
+            events.append(
+                Event(
+                    project=project,
+                    contact=people[(i * 7) % len(people)],
+                    name=name,
+                    data={"i": i, "plan": "pro" if i % 3 else "free"},
+                    created_at=now - timedelta(seconds=span * (i + 0.5) / n),
+                )
+            )
+    Event.objects.bulk_create(events, batch_size=2000)
+    return people
+
+
+@pytest.fixture
+def seed():
+    return seed_events
+
+
+@pytest.fixture
+def staff_client(db):
+    """``staff_client("view_event", "delete_event")``: a logged-in staff user with only those
+    plunk_events permissions."""
+
+    def make(*codenames: str) -> Client:
+        user = User.objects.create_user(
+            f"staff{User.objects.count()}", password="pw", is_staff=True
+        )
+        perms = Permission.objects.filter(
+            content_type__app_label="plunk_events", codename__in=codenames
+        )
+        assert perms.count() == len(codenames), codenames
+        user.user_permissions.set(perms)
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def referenced(project):
+    """A segment on ``event.signup`` and a workflow triggered by ``purchase``."""
+    segment = automation.create_segment(
+        project,
+        name="Signed up",
+        condition={
+            "logic": "AND",
+            "groups": [{"filters": [{"field": "event.signup", "operator": "triggered"}]}],
+        },
+    )
+    workflow = automation.create_workflow(project, name="Thank buyers", event_name="purchase")
+    return segment, workflow

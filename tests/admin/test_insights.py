@@ -1,0 +1,155 @@
+"""services.insights: the admin's numbers agree with the API's functions and the references
+rule, and the time budget on PostgreSQL degrades to "not computed" without leaking settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Count, Max, Min
+from django.utils import timezone
+
+from plunk_events.models import Event, EventNameTotal, Workflow
+from plunk_events.services import automation, insights, store
+from plunk_events.services.references import find_references
+
+
+def test_references_by_name_is_find_references_for_many_names(project, other_project):
+    nested = {
+        "logic": "OR",
+        "groups": [
+            {"filters": [{"field": "event.a", "operator": "triggered"}]},
+            {
+                "filters": [{"field": "email.opened", "operator": "triggered"}],
+                "conditions": {
+                    "logic": "AND",
+                    "groups": [
+                        {
+                            "filters": [
+                                {"field": "event.b", "operator": "notTriggered"},
+                                {"field": "event.a", "operator": "triggered"},
+                            ]
+                        }
+                    ],
+                },
+            },
+        ],
+    }
+    automation.create_segment(project, name="Zed", condition=nested)
+    automation.create_segment(project, name="Alpha", condition=nested)
+    automation.create_segment(project, name="Static", type="STATIC")
+    automation.create_segment(other_project, name="Elsewhere", condition=nested)
+    automation.create_workflow(project, name="First", event_name="b")
+    automation.create_workflow(
+        project,
+        name="Waits",
+        event_name="c",
+        steps=[
+            {"type": "WAIT_FOR_EVENT", "name": "w1", "config": {"eventName": "a"}},
+            {"type": "WAIT_FOR_EVENT", "name": "w2", "config": {"eventName": "a"}},
+        ],
+    )
+    disabled = automation.create_workflow(project, name="Off", event_name="a", enabled=False)
+    Workflow.objects.filter(pk=disabled.pk).update(enabled=False)
+    names = ["a", "b", "c", "d", "email.opened"]
+    batch = insights.references_by_name(project, names)
+    for name in names:
+        expected = find_references(project, name)
+        got = batch[name]
+        assert [s.pk for s in got.segments] == [s.pk for s in expected.segments], name
+        assert [w.pk for w in got.workflows] == [w.pk for w in expected.workflows], name
+    assert [s.name for s in batch["a"].segments] == ["Alpha", "Zed"]
+    assert [w.name for w in batch["a"].workflows] == ["Waits", "Off"]
+    assert not batch["d"] and not batch["email.opened"]
+
+
+def test_name_summaries_agree_with_the_api_functions(project, seed):
+    now = timezone.now()
+    seed(project, {"old": 40, "both": 60}, days=100, now=now - timedelta(days=2))
+    seed(project, {"fresh": 5, "both": 3}, days=1 / 48, now=now, prefix="new")
+    start = now - timedelta(days=30)
+    summaries = insights.name_summaries(project, start, None)
+    assert [(r.name, r.count) for r in summaries.rows] == [
+        (s["name"], s["count"]) for s in store.event_stats(project, start, None)
+    ]
+    assert summaries.total == sum(r.count for r in summaries.rows)
+    assert summaries.contacts_computed
+    for row in summaries.rows:
+        agg = Event.objects.filter(project=project, name=row.name, created_at__gte=start).aggregate(
+            first=Min("created_at"), last=Max("created_at"), n=Count("contact", distinct=True)
+        )
+        assert (row.first_seen, row.last_seen, row.unique_contacts) == (
+            agg["first"],
+            agg["last"],
+            agg["n"],
+        ), row.name
+    # The counts above came through the rollup: "old" and "both" are in it; the newest events
+    # (the last minute, ROLLUP_LAG_SECONDS) are still counted raw.
+    rolled = type(project).objects.get(pk=project.pk).events_rolled_until
+    assert rolled is not None
+    catalogued = set(EventNameTotal.objects.filter(project=project).values_list("name", flat=True))
+    assert {"old", "both"} <= catalogued <= {"old", "both", "fresh"}
+
+
+def test_name_detail_uses_event_usage_for_all_time(project, seed, referenced):
+    seed(project, {"signup": 20, "other": 4}, contacts=6)
+    detail = insights.name_detail(project, "signup")
+    usage = store.event_usage(project, "signup")
+    assert (detail.usage.total_count, detail.usage.unique_contacts) == (20, usage.unique_contacts)
+    assert detail.summary.unique_contacts == usage.unique_contacts
+    assert detail.summary.share == pytest.approx(20 / 24)
+    assert [s.name for s in detail.summary.references.segments] == ["Signed up"]
+    assert sum(c.count for c in detail.top_contacts) == 20
+    assert detail.top_contacts == sorted(
+        detail.top_contacts, key=lambda c: (-c.count, str(c.contact_id))
+    )
+
+
+def test_top_contacts_include_events_without_contact(project, seed):
+    seed(project, {"signup": 3}, contacts=1)
+    Event.objects.create(project=project, name="signup", contact=None)
+    rows = insights.top_contacts(project, "signup")
+    assert [(r.email, r.count) for r in rows] == [("user0@example.com", 3), (None, 1)]
+
+
+@pytest.mark.requires_postgres
+def test_time_budget_reports_not_computed_and_does_not_leak(project):
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        before = cursor.fetchone()[0]
+
+    def slow():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.5)")
+        return "done"
+
+    assert insights.within_budget(slow, milliseconds=50) is None
+    assert insights.within_budget(lambda: 42, milliseconds=50) == 42
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == before
+        cursor.execute("SELECT 1")  # the connection is usable afterwards
+
+
+@pytest.mark.requires_postgres
+def test_summaries_without_unique_contacts_past_the_budget(project, seed):
+    seed(project, {"signup": 50})
+    summaries = insights.name_summaries(project, budget_ms=1_000)
+    assert summaries.contacts_computed
+    assert insights.unique_contacts(project, budget_ms=1_000) == {"signup": 40}
+    # A budget no real query meets: the column is reported as not computed.
+    assert (
+        insights.within_budget(
+            lambda: list(Event.objects.extra(where=["pg_sleep(0.2) IS NOT NULL"])), 20
+        )
+        is None
+    )  # noqa: S610
+
+
+def test_statement_budget_is_a_plain_block_on_sqlite(project, is_postgres):
+    if is_postgres:
+        pytest.skip("SQLite behaviour")
+    with pytest.raises(ZeroDivisionError):
+        insights.within_budget(lambda: 1 / 0)
+    assert insights.within_budget(lambda: "ok") == "ok"

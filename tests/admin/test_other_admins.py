@@ -1,0 +1,446 @@
+"""Contacts, segments, workflows and projects in the admin: every write through the services."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import quote
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from plunk_events.models import (
+    Contact,
+    Event,
+    EventDeletion,
+    Project,
+    Segment,
+    Workflow,
+    WorkflowStep,
+)
+from plunk_events.services import automation, store
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Contacts
+
+
+def contacts_url(project, **params) -> str:
+    query = "&".join(f"{k}={v}" for k, v in {"project": project.pk, **params}.items())
+    return reverse("admin:plunk_events_contact_changelist") + "?" + query
+
+
+def test_contact_changelist_counts_events_without_a_query_per_row(
+    admin_client, project, other_project, seed, django_assert_max_num_queries
+):
+    people = seed(project, {"signup": 90, "purchase": 13}, contacts=30)
+    seed(other_project, {"signup": 5}, contacts=5, prefix="o")
+    assert admin_client.get(reverse("admin:plunk_events_contact_changelist")).status_code == 302
+    with django_assert_max_num_queries(9):
+        response = admin_client.get(contacts_url(project))
+    listed = list(response.context["cl"].result_list)
+    assert len(listed) == 30
+    assert {c.project_id for c in listed} == {project.pk}
+    expected = {p.pk: Event.objects.filter(contact=p).count() for p in people}
+    assert {c.pk: c.event_count for c in listed} == expected
+    assert sum(expected.values()) == 103
+
+
+def test_contact_search_and_subscribed_filter(admin_client, project, seed):
+    people = seed(project, {"signup": 4}, contacts=4)
+    Contact.objects.filter(pk=people[2].pk).update(subscribed=False)
+    found = admin_client.get(contacts_url(project, q=" USER1@Example.com "))
+    assert [c.pk for c in found.context["cl"].result_list] == [people[1].pk]
+    assert list(admin_client.get(contacts_url(project, q="user")).context["cl"].result_list) == []
+    unsubscribed = admin_client.get(contacts_url(project, subscribed__exact=0))
+    assert [c.pk for c in unsubscribed.context["cl"].result_list] == [people[2].pk]
+
+
+def test_contact_detail_shows_data_and_latest_events(admin_client, project, seed):
+    people = seed(project, {"signup": 30, "purchase": 15}, contacts=1)
+    contact = people[0]
+    Contact.objects.filter(pk=contact.pk).update(data={"plan": "pro", "seats": 3})
+    response = admin_client.get(reverse("admin:plunk_events_contact_change", args=[contact.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    pretty = json.dumps({"plan": "pro", "seats": 3}, indent=2, sort_keys=True)
+    assert pretty.replace('"', "&quot;") in html
+    timeline = response.context["timeline"]
+    expected = store.list_events(project, contact_id=contact.pk, limit=20).events
+    assert [e["id"] for e in timeline] == [e["id"] for e in expected]
+    assert len(timeline) == 20 and response.context["timeline_more"]
+    event_url = reverse("admin:plunk_events_event_change", args=[timeline[0]["id"]])
+    assert f'<a href="{event_url}">' in html
+    stats_url = reverse(
+        "admin:plunk_events_event_name_stats", args=[project.pk, quote(timeline[0]["name"])]
+    )
+    assert f'<a href="{stats_url}">{timeline[0]["name"]}</a>' in html
+    assert 'name="_save"' not in html  # contacts are written by track and the API
+
+
+def test_contact_delete_goes_through_the_store(admin_client, project, seed, staff_client):
+    people = seed(project, {"signup": 10}, contacts=2)
+    url = reverse("admin:plunk_events_contact_delete", args=[people[0].pk])
+    confirm = admin_client.get(url)
+    assert confirm.status_code == 200
+    assert "Contact: user0@example.com (5 events of project Acme)" in confirm.content.decode()
+
+    # Deleting the contact deletes its events: a user who may not delete events cannot.
+    limited = staff_client("view_contact", "delete_contact")
+    assert limited.post(url, {"post": "yes"}).status_code == 403
+    assert Contact.objects.filter(pk=people[0].pk).exists()
+
+    response = admin_client.post(url, {"post": "yes"})
+    assert response.status_code == 302
+    assert not Contact.objects.filter(pk=people[0].pk).exists()
+    assert not Event.objects.filter(contact_id=people[0].pk).exists()
+    assert Event.objects.filter(contact=people[1]).count() == 5
+
+
+def test_contact_bulk_delete_goes_through_the_store(admin_client, project, seed):
+    people = seed(project, {"signup": 9}, contacts=3)
+    response = admin_client.post(
+        contacts_url(project),
+        {
+            "action": "delete_selected",
+            "_selected_action": [str(people[0].pk), str(people[1].pk)],
+            "post": "yes",
+        },
+    )
+    assert response.status_code == 302
+    assert list(Contact.objects.values_list("pk", flat=True)) == [people[2].pk]
+    assert set(Event.objects.values_list("contact_id", flat=True)) == {people[2].pk}
+
+
+def test_contacts_cannot_be_added_or_edited(admin_client, project, seed):
+    people = seed(project, {"signup": 1}, contacts=1)
+    assert admin_client.get(reverse("admin:plunk_events_contact_add")).status_code == 403
+    url = reverse("admin:plunk_events_contact_change", args=[people[0].pk])
+    assert admin_client.post(url, {"email": "x@example.com"}).status_code == 403
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments
+
+CONDITION = {
+    "logic": "AND",
+    "groups": [
+        {
+            "filters": [
+                {"field": "event.signup", "operator": "triggeredWithin", "value": 7, "unit": "days"}
+            ],
+            "conditions": {
+                "logic": "OR",
+                "groups": [{"filters": [{"field": "event.purchase", "operator": "triggered"}]}],
+            },
+        }
+    ],
+}
+
+
+def segment_form(project, **overrides) -> dict:
+    data = {
+        "project": str(project.pk),
+        "name": "VIP Users!",
+        "description": "",
+        "type": "DYNAMIC",
+        "condition": json.dumps(CONDITION),
+        "track_membership": "on",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_segment_add_validates_and_saves_through_the_service(admin_client, project):
+    response = admin_client.post(reverse("admin:plunk_events_segment_add"), segment_form(project))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    segment = Segment.objects.get()
+    assert segment.condition == CONDITION and segment.track_membership
+    assert LogEntry.objects.get().object_id == str(segment.pk)
+
+    listing = admin_client.get(reverse("admin:plunk_events_segment_changelist"))
+    html = listing.content.decode()
+    assert "vip-users" in html
+    for name in ("purchase", "signup"):
+        url = reverse("admin:plunk_events_event_name_stats", args=[project.pk, quote(name)])
+        assert f'<a href="{url}">{name}</a>' in html
+
+
+def test_segment_condition_errors_are_field_level(admin_client, project):
+    bad = {
+        "logic": "XOR",
+        "groups": [{"filters": [{"field": "event.signup", "operator": "equals"}]}],
+    }
+    response = admin_client.post(
+        reverse("admin:plunk_events_segment_add"), segment_form(project, condition=json.dumps(bad))
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["condition"]
+    assert errors["condition"] == [
+        "condition.logic: Invalid enum value. Expected 'AND' | 'OR', received 'XOR'",
+        'condition.groups.0.filters.0.operator: Operator "equals" cannot be used with field '
+        '"event.signup"',
+        "condition.groups.0.filters.0.value: Required",
+    ]
+    missing = admin_client.post(
+        reverse("admin:plunk_events_segment_add"), segment_form(project, condition="null")
+    )
+    assert missing.context["adminform"].form.errors == {
+        "condition": ["Condition is required for DYNAMIC segments"]
+    }
+    assert not Segment.objects.exists()
+
+
+def test_static_segment_drops_its_condition(admin_client, project):
+    admin_client.post(
+        reverse("admin:plunk_events_segment_add"), segment_form(project, type="STATIC")
+    )
+    assert Segment.objects.get().condition is None
+
+
+def test_segment_cannot_reference_a_name_being_deleted(admin_client, project, referenced):
+    segment = referenced[0]
+    EventDeletion.objects.create(project=project, name="purchase", cutoff=project.created_at)
+    url = reverse("admin:plunk_events_segment_change", args=[segment.pk])
+    response = admin_client.post(url, segment_form(project, name="Signed up"))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "condition": ['Event "purchase" is being deleted and cannot be referenced']
+    }
+    segment.refresh_from_db()
+    assert segment.name == "Signed up" and "purchase" not in json.dumps(segment.condition)
+
+
+def test_segment_change_and_delete(admin_client, project, referenced):
+    segment = referenced[0]
+    url = reverse("admin:plunk_events_segment_change", args=[segment.pk])
+    page = admin_client.get(url)
+    assert "signed-up" in page.content.decode()
+    response = admin_client.post(url, segment_form(project, name="Renamed", track_membership=None))
+    assert response.status_code == 302
+    segment.refresh_from_db()
+    assert (segment.name, segment.track_membership, segment.project_id) == (
+        "Renamed",
+        False,
+        project.pk,
+    )
+    delete = reverse("admin:plunk_events_segment_delete", args=[segment.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not Segment.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Workflows
+
+
+def workflow_form(project, steps=(), initial=0, **overrides) -> dict:
+    data = {
+        "project": str(project.pk),
+        "name": "Onboarding",
+        "description": "",
+        "event_name": "  signup  ",
+        "enabled": "on",
+        "steps-TOTAL_FORMS": str(len(steps)),
+        "steps-INITIAL_FORMS": str(initial),
+        "steps-MIN_NUM_FORMS": "0",
+        "steps-MAX_NUM_FORMS": "1000",
+    }
+    for i, step in enumerate(steps):
+        for key, value in step.items():
+            data[f"steps-{i}-{key}"] = json.dumps(value) if key == "config" else value
+    data.update(overrides)
+    return data
+
+
+def test_workflow_add_with_steps_goes_through_the_service(admin_client, project):
+    steps = [
+        {"order": "2", "type": "SEND_EMAIL", "name": "Welcome", "config": {"template": "w"}},
+        {
+            "order": "1",
+            "type": "WAIT_FOR_EVENT",
+            "name": "Wait",
+            "config": {"eventName": " verified ", "timeout": 3600},
+        },
+    ]
+    response = admin_client.post(
+        reverse("admin:plunk_events_workflow_add"), workflow_form(project, steps)
+    )
+    assert response.status_code == 302, response.context and response.context["errors"]
+    workflow = Workflow.objects.get()
+    assert workflow.trigger_config == {"eventName": "signup"} and workflow.enabled
+    assert [(s.type, s.name, s.config, s.order) for s in workflow.steps.all()] == [
+        ("TRIGGER", "Trigger: signup", {"eventName": "signup"}, 0),
+        ("WAIT_FOR_EVENT", "Wait", {"eventName": "verified", "timeout": 3600}, 1),
+        ("SEND_EMAIL", "Welcome", {"template": "w"}, 2),
+    ]
+    assert set(WorkflowStep.objects.values_list("project_id", flat=True)) == {project.pk}
+
+    listing = admin_client.get(reverse("admin:plunk_events_workflow_changelist")).content.decode()
+    url = reverse("admin:plunk_events_event_name_stats", args=[project.pk, "signup"])
+    assert f'<a href="{url}">signup</a>' in listing
+    change = admin_client.get(reverse("admin:plunk_events_workflow_change", args=[workflow.pk]))
+    html = change.content.decode()
+    assert f'signup (<a href="{url}">statistics</a>)' in html
+    assert "Trigger: signup" not in html  # the TRIGGER step follows the trigger name
+
+
+def test_workflow_step_errors_are_field_level(admin_client, project):
+    steps = [{"order": "1", "type": "WAIT_FOR_EVENT", "name": "Wait", "config": {"timeout": 0}}]
+    response = admin_client.post(
+        reverse("admin:plunk_events_workflow_add"), workflow_form(project, steps)
+    )
+    assert response.status_code == 200
+    formset = response.context["inline_admin_formsets"][0].formset
+    assert formset.forms[0].errors == {
+        "config": ["eventName: Required", "timeout: Timeout must be between 1 and 31536000 seconds"]
+    }
+    blank = admin_client.post(
+        reverse("admin:plunk_events_workflow_add"), workflow_form(project, event_name="   ")
+    )
+    assert blank.context["adminform"].form.errors["event_name"]
+    assert not Workflow.objects.exists()
+
+
+def test_workflow_change_updates_trigger_and_steps(admin_client, project):
+    workflow = automation.create_workflow(
+        project,
+        name="Buyers",
+        event_name="purchase",
+        steps=[{"type": "WAIT_FOR_EVENT", "name": "Wait", "config": {"eventName": "review"}}],
+    )
+    step = workflow.steps.get(type="WAIT_FOR_EVENT")
+    url = reverse("admin:plunk_events_workflow_change", args=[workflow.pk])
+    form = workflow_form(
+        project,
+        [
+            {
+                "id": str(step.pk),
+                "workflow": str(workflow.pk),
+                "order": "1",
+                "type": "WAIT_FOR_EVENT",
+                "name": "Wait longer",
+                "config": {"eventName": "review", "timeout": 60},
+            }
+        ],
+        initial=1,
+        name="Buyers",
+        event_name="order",
+    )
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    workflow.refresh_from_db()
+    assert workflow.trigger_config == {"eventName": "order"}
+    assert [(s.type, s.name, s.config) for s in workflow.steps.all()] == [
+        ("TRIGGER", "Trigger: order", {"eventName": "order"}),
+        ("WAIT_FOR_EVENT", "Wait longer", {"eventName": "review", "timeout": 60}),
+    ]
+    entry = LogEntry.objects.get(action_flag=CHANGE)
+    assert "steps" in entry.get_change_message()
+
+
+def test_workflow_cannot_reference_a_name_being_deleted(admin_client, project):
+    EventDeletion.objects.create(project=project, name="signup", cutoff=project.created_at)
+    response = admin_client.post(reverse("admin:plunk_events_workflow_add"), workflow_form(project))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "event_name": ['Event "signup" is being deleted and cannot be referenced']
+    }
+    EventDeletion.objects.update(name="review")
+    steps = [
+        {"order": "1", "type": "WAIT_FOR_EVENT", "name": "W", "config": {"eventName": "review"}}
+    ]
+    response = admin_client.post(
+        reverse("admin:plunk_events_workflow_add"), workflow_form(project, steps)
+    )
+    formset = response.context["inline_admin_formsets"][0].formset
+    assert formset.non_form_errors() == ['Event "review" is being deleted and cannot be referenced']
+    assert not Workflow.objects.exists()
+
+
+def test_workflow_delete_goes_through_the_service(admin_client, project, referenced):
+    workflow = referenced[1]
+    url = reverse("admin:plunk_events_workflow_delete", args=[workflow.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not Workflow.objects.exists() and not WorkflowStep.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Projects
+
+
+def test_project_keys_are_masked(admin_client, project):
+    for url in (
+        reverse("admin:plunk_events_project_changelist"),
+        reverse("admin:plunk_events_project_change", args=[project.pk]),
+    ):
+        html = admin_client.get(url).content.decode()
+        assert project.secret_key not in html and project.public_key not in html
+        assert f"sk_{project.secret_key[3:7]}…{project.secret_key[-4:]}" in html
+    assert (
+        admin_client.get(
+            reverse("admin:plunk_events_project_delete", args=[project.pk])
+        ).status_code
+        == 403
+    )
+
+
+def test_project_add_shows_the_keys_once(admin_client, db):
+    response = admin_client.post(reverse("admin:plunk_events_project_add"), {"name": "Gamma"})
+    assert response.status_code == 200
+    project = Project.objects.get(name="Gamma")
+    html = response.content.decode()
+    assert project.secret_key in html and project.public_key in html
+    assert project.secret_key.startswith("sk_") and project.public_key.startswith("pk_")
+
+
+def test_regenerate_keys_confirms_then_replaces_both_keys(admin_client, project, client_for):
+    old_sk, old_pk = project.secret_key, project.public_key
+    changelist = reverse("admin:plunk_events_project_changelist")
+    data = {"action": "regenerate_project_keys", "_selected_action": [str(project.pk)]}
+    confirm = admin_client.post(changelist, {**data, "index": "0"})
+    assert confirm.status_code == 200
+    html = confirm.content.decode()
+    assert "The current keys stop working immediately" in html
+    assert '<input type="hidden" name="post" value="yes">' in html
+    project.refresh_from_db()
+    assert project.secret_key == old_sk
+
+    done = admin_client.post(changelist, {**data, "post": "yes"})
+    assert done.status_code == 200
+    project.refresh_from_db()
+    assert project.secret_key != old_sk and project.public_key != old_pk
+    assert project.secret_key in done.content.decode()
+    assert messages_of(done) == ["Regenerated the keys of 1 project. The old keys no longer work."]
+    assert client_for(old_sk).get("/events/names").status_code == 401
+    assert client_for(project.secret_key).get("/events/names").status_code == 200
+    entry = LogEntry.objects.get()
+    assert (entry.object_id, entry.action_flag, entry.change_message) == (
+        str(project.pk),
+        CHANGE,
+        "Regenerated the API keys.",
+    )
+
+
+def test_regenerate_keys_needs_the_change_permission(staff_client, project):
+    viewer = staff_client("view_project")
+    response = viewer.get(reverse("admin:plunk_events_project_changelist"))
+    assert response.status_code == 200
+    assert response.context["action_form"] is None
+    editor = staff_client("view_project", "change_project")
+    response = editor.get(reverse("admin:plunk_events_project_changelist"))
+    choices = [v for v, _ in response.context["action_form"].fields["action"].choices]
+    assert choices == ["", "regenerate_project_keys"]
+
+
+@pytest.mark.parametrize("model", ["contact", "event", "segment", "workflow", "project"])
+def test_changelists_render_for_a_superuser(admin_client, project, seed, referenced, model):
+    seed(project, {"signup": 3})
+    url = reverse(f"admin:plunk_events_{model}_changelist")
+    response = admin_client.get(url, follow=True)
+    assert response.status_code == 200
