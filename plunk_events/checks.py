@@ -46,6 +46,14 @@ def check_settings(app_configs=None, **kwargs):
                 id="plunk_events.E002",
             )
         )
+    seconds = value.get("DELETE_BATCH_SECONDS", 1)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        problems.append(
+            Error(
+                "PLUNK_EVENTS['DELETE_BATCH_SECONDS'] must be a positive number.",
+                id="plunk_events.E002",
+            )
+        )
     read_db = value.get("READ_DATABASE")
     if read_db and read_db not in settings.DATABASES:
         problems.append(

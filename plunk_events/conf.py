@@ -16,8 +16,10 @@ DEFAULTS: dict[str, Any] = {
     # Largest POST /v1/track/batch: number of items and body size in bytes.
     "BATCH_MAX_EVENTS": 500,
     "BATCH_MAX_BYTES": 500 * 1024,
-    # Events deleted per transaction by DELETE /events/<name>.
+    # Events deleted per transaction by DELETE /events/<name> (at most), and the time a batch
+    # may take before the next one is halved.
     "DELETE_BATCH_SIZE": 5000,
+    "DELETE_BATCH_SECONDS": 0.25,
     # Events older than this many seconds are folded into the rollups behind names and stats;
     # keep it well above the longest track transaction (statement_timeout).
     "ROLLUP_LAG_SECONDS": 60,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -22,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, Max, Min, Q, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -93,59 +94,84 @@ def _prep(model, connection, **values: Any) -> list[Any]:
     return [model._meta.get_field(k).get_db_prep_save(v, connection) for k, v in values.items()]
 
 
-def _upsert_contact_row(
-    connection, project_id: uuid.UUID, email: str, data: dict | None, subscribed: bool | None, now
-) -> ContactState:
-    """Create the contact or lock the existing one, then apply Plunk's data and subscription rules.
+def _upsert_contact_rows(
+    connection, project_id: uuid.UUID, changes: list[tuple[str, dict | None, bool | None]], now
+) -> dict[str, ContactState]:
+    """Create the contacts or lock the existing ones, then apply Plunk's data and subscription
+    rules; ``changes`` holds one ``(email, data, subscribed)`` per distinct email.
 
-    The merged state is returned with ``dirty`` set; :func:`_save` writes it. Must run inside a
-    transaction: the row lock taken by ``ON CONFLICT DO UPDATE`` is what makes
-    concurrent merges for one email serialise instead of losing keys.
+    One ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` for all of them: it locks each existing
+    row and hands back its current state, which is what makes concurrent merges for one email
+    serialise instead of losing keys. Rows are locked in email order, so concurrent batches
+    cannot deadlock. The merged states come back with ``dirty`` set; :func:`_save` writes them.
+    Must run inside a transaction.
     """
-    new_id = uuid7()
-    initial_data = merge_contact_data(None, data)
-    initial_subscribed = True if subscribed is None else subscribed
+    changes = sorted(changes, key=lambda change: change[0])
+    new_ids, initial, params = {}, {}, []
+    for email, data, subscribed in changes:
+        new_ids[email] = uuid7()
+        initial[email] = (
+            merge_contact_data(None, data),
+            True if subscribed is None else subscribed,
+        )
+        params += _prep(
+            Contact,
+            connection,
+            id=new_ids[email],
+            project=project_id,
+            email=email,
+            subscribed=initial[email][1],
+            data=initial[email][0],
+            created_at=now,
+            updated_at=now,
+        )
     table = connection.ops.quote_name(Contact._meta.db_table)
-    params = _prep(
-        Contact,
-        connection,
-        id=new_id,
-        project=project_id,
-        email=email,
-        subscribed=initial_subscribed,
-        data=initial_data,
-        created_at=now,
-        updated_at=now,
-    )
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(changes))
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (id, project_id, email, subscribed, data, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            f" VALUES {values}"
             " ON CONFLICT (project_id, email) DO UPDATE SET updated_at = EXCLUDED.updated_at"
-            " RETURNING id, subscribed, data",
+            " RETURNING id, email, subscribed, data",
             params,
         )
-        row_id, row_subscribed, row_data = cursor.fetchone()
-    contact_id = row_id if isinstance(row_id, uuid.UUID) else uuid.UUID(str(row_id))
-    if contact_id == new_id:
-        return ContactState(
-            new_id, project_id, email, initial_subscribed, initial_data, created=True
+        rows = cursor.fetchall()
+    by_email = {change[0]: change for change in changes}
+    data_field = Contact._meta.get_field("data")
+    states = {}
+    for row_id, email, row_subscribed, row_data in rows:
+        contact_id = row_id if isinstance(row_id, uuid.UUID) else uuid.UUID(str(row_id))
+        _, data, subscribed = by_email[email]
+        if contact_id == new_ids[email]:
+            initial_data, initial_subscribed = initial[email]
+            states[email] = ContactState(
+                contact_id, project_id, email, initial_subscribed, initial_data, created=True
+            )
+            continue
+        current_data = data_field.from_db_value(row_data, None, connection)
+        current_subscribed = bool(row_subscribed)
+        merged = merge_contact_data(current_data, data)
+        new_subscribed = current_subscribed if subscribed is None else subscribed
+        states[email] = ContactState(
+            contact_id,
+            project_id,
+            email,
+            new_subscribed,
+            merged,
+            created=False,
+            previous_subscribed=current_subscribed
+            if new_subscribed != current_subscribed
+            else None,
+            dirty=merged != current_data or new_subscribed != current_subscribed,
         )
+    return states
 
-    current_data = Contact._meta.get_field("data").from_db_value(row_data, None, connection)
-    current_subscribed = bool(row_subscribed)
-    merged = merge_contact_data(current_data, data)
-    new_subscribed = current_subscribed if subscribed is None else subscribed
-    return ContactState(
-        contact_id,
-        project_id,
-        email,
-        new_subscribed,
-        merged,
-        created=False,
-        previous_subscribed=current_subscribed if new_subscribed != current_subscribed else None,
-        dirty=merged != current_data or new_subscribed != current_subscribed,
-    )
+
+def _upsert_contact_row(
+    connection, project_id: uuid.UUID, email: str, data: dict | None, subscribed: bool | None, now
+) -> ContactState:
+    """:func:`_upsert_contact_rows` for one email."""
+    return _upsert_contact_rows(connection, project_id, [(email, data, subscribed)], now)[email]
 
 
 def _subscription_event(contact: ContactState, now) -> Event:
@@ -176,7 +202,8 @@ def _save(alias: str, contacts: Iterable[ContactState], events: list[Event]) -> 
     """Write the contacts' merged state and insert the events.
 
     On PostgreSQL a single track's contact update and event insert go in one statement, so a
-    track costs two round trips (upsert, then this) plus the commit.
+    track costs two round trips (upsert, then this) plus the commit; a batch updates all its
+    contacts in one statement.
     """
     connection = connections[alias]
     dirty = [c for c in contacts if c.dirty]
@@ -208,10 +235,29 @@ def _save(alias: str, contacts: Iterable[ContactState], events: list[Event]) -> 
                 params,
             )
     else:
-        for contact in dirty:
-            Contact.objects.using(alias).filter(pk=contact.id).update(
-                data=contact.data, subscribed=contact.subscribed
-            )
+        if connection.vendor == "postgresql" and len(dirty) > 1:
+            table = connection.ops.quote_name(Contact._meta.db_table)
+            params = []
+            for contact in dirty:
+                params += _prep(
+                    Contact,
+                    connection,
+                    id=contact.id,
+                    data=contact.data,
+                    subscribed=contact.subscribed,
+                )
+            values = ", ".join(["(%s::uuid, %s::jsonb, %s::boolean)"] * len(dirty))
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} AS c SET data = v.data, subscribed = v.subscribed"
+                    f" FROM (VALUES {values}) AS v(id, data, subscribed) WHERE c.id = v.id",
+                    params,
+                )
+        else:  # SQLite runs in-process: one statement per contact costs no round trip
+            for contact in dirty:
+                Contact.objects.using(alias).filter(pk=contact.id).update(
+                    data=contact.data, subscribed=contact.subscribed
+                )
         Event.objects.using(alias).bulk_create(events, batch_size=1000)
     for contact in dirty:
         contact.dirty = False
@@ -462,18 +508,19 @@ def track_many(
         contacts: dict[str, ContactState] = {}
         #: Item index -> the contact state right after that item flipped the subscription.
         flips: dict[int, ContactState] = {}
-        for email in sorted(by_email):
-            group = by_email[email]
+        first = {email: items[indexes[0]] for email, indexes in by_email.items()}
+        upserted = _upsert_contact_rows(
+            connection,
+            project.pk,
+            [(email, item.data, item.subscribed) for email, item in first.items()],
+            now,
+        )
+        for email, group in by_email.items():
             # Apply the group's data and subscription in request order, as separate tracks would.
-            state: ContactState | None = None
+            state = upserted[email]
             for index in group:
-                item = items[index]
-                if state is None:
-                    state = _upsert_contact_row(
-                        connection, project.pk, email, item.data, item.subscribed, now
-                    )
-                else:
-                    state = _apply_in_memory(state, item)
+                if index != group[0]:
+                    state = _apply_in_memory(state, items[index])
                 if state.subscription_changed:
                     flips[index] = state
             contacts[email] = state
@@ -937,32 +984,44 @@ def start_deletion(project: Project, name: str) -> EventDeletion:
 
 
 def run_deletion(job: EventDeletion, *, on_batch: Callable[[int], None] | None = None) -> int:
-    """Delete the job's events in batches of ``DELETE_BATCH_SIZE``, one short transaction each.
+    """Delete the job's events in batches, one short transaction each.
 
-    Only events created up to the job's cutoff are deleted, so events tracked after the request
-    survive. Each batch commits its progress, so an interrupted job resumes where it stopped.
+    A batch is one ``DELETE … WHERE id IN (SELECT … LIMIT n)`` along the (project, name,
+    created_at) index. Its size starts at ``DELETE_BATCH_SIZE`` and halves whenever a batch
+    takes longer than ``DELETE_BATCH_SECONDS`` (a loaded server), growing back when batches are
+    fast, so no transaction holds its locks for long. Only events created up to the job's cutoff
+    go, so events tracked after the request survive; each batch commits its progress, so an
+    interrupted job resumes where it stopped.
     """
     alias = _db_for_write()
-    batch = conf.DELETE_BATCH_SIZE
+    size = conf.DELETE_BATCH_SIZE
+    target = conf.DELETE_BATCH_SECONDS
+    events = Event.objects.using(alias).filter(
+        project_id=job.project_id, name=job.name, created_at__lte=job.cutoff
+    )
     while True:
+        started = time.monotonic()
         with transaction.atomic(using=alias):
-            ids = (
-                Event.objects.using(alias)
-                .filter(project_id=job.project_id, name=job.name, created_at__lte=job.cutoff)
-                .order_by("-created_at", "-id")
-                .values_list("id", flat=True)[:batch]
-            )
-            deleted, _ = Event.objects.using(alias).filter(id__in=list(ids)).delete()
-            EventDeletion.objects.using(alias).filter(pk=job.pk).update(
-                deleted_count=job.deleted_count + deleted
-            )
+            batch = events.order_by("-created_at", "-id").values("id")[:size]
+            deleted, _ = Event.objects.using(alias).filter(id__in=Subquery(batch)).delete()
             job.deleted_count += deleted
+            EventDeletion.objects.using(alias).filter(pk=job.pk).update(
+                deleted_count=job.deleted_count
+            )
+        elapsed = time.monotonic() - started
         if on_batch:
             on_batch(deleted)
-        if deleted < batch:
+        if deleted < size:
             break
+        if elapsed > target:
+            size = max(MIN_DELETE_BATCH, size // 2)
+        elif elapsed < target / 4:
+            size = min(conf.DELETE_BATCH_SIZE, size * 2)
     _finish_deletion(alias, job)
     return job.deleted_count
+
+
+MIN_DELETE_BATCH = 100
 
 
 def _finish_deletion(alias: str, job: EventDeletion) -> None:

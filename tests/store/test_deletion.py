@@ -177,3 +177,13 @@ def test_deleting_a_contact_takes_its_events_out_of_names_and_stats(project, sk)
     assert sk.get("/events/names").json() == {"eventNames": ["kept"]}
     assert sk.get("/events/stats").json() == [{"name": "kept", "count": 1}]
     assert not EventDailyCount.objects.filter(project=project, name="gone").exists()
+
+
+@pytest.mark.django_db
+@override_settings(PLUNK_EVENTS={"DELETE_BATCH_SIZE": 400, "DELETE_BATCH_SECONDS": 1e-9})
+def test_slow_batches_shrink_to_keep_transactions_short(project):
+    add_events(project, "old", 1000)
+    batches = []
+    job = store.start_deletion(project, "old")
+    assert store.run_deletion(job, on_batch=batches.append) == 1000
+    assert batches == [400, 200, 100, 100, 100, 100, 0]

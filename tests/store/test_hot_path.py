@@ -45,3 +45,26 @@ def test_track_of_an_unchanged_contact_skips_the_update(pk):
     sqls = statements(pk, data={"plan": "pro"})
     assert len(sqls) == 3, sqls
     assert not any(s.startswith("UPDATE") for s in sqls)
+
+
+def test_batch_statements_do_not_grow_with_items(pk):
+    def batch(n, plan):
+        body = {
+            "events": [
+                {"email": f"u{i % 50}@example.com", "event": "x", "data": {"plan": plan, "i": i}}
+                for i in range(n)
+            ]
+        }
+        with CaptureQueriesContext(connection) as captured:
+            response = pk.post("/v1/track/batch", body, format="json")
+        assert response.status_code == 200
+        assert response.json()["accepted"] == n
+        return [q["sql"] for q in captured.captured_queries if "plunk_events_" in q["sql"]]
+
+    batch(100, "free")  # creates the 50 contacts
+    sqls = batch(100, "pro")  # 50 existing contacts, each changed twice
+    if connection.vendor == "postgresql":
+        # key lookup, one upsert for all contacts, one update for all, one insert for all events
+        assert len(sqls) == 4, [s[:60] for s in sqls]
+    else:
+        assert len(sqls) == 3 + 50  # SQLite updates contact by contact, in-process
