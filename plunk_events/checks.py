@@ -46,6 +46,13 @@ def check_settings(app_configs=None, **kwargs):
                 id="plunk_events.E002",
             )
         )
+    cache = value.get("API_KEY_CACHE_SECONDS", 0)
+    if isinstance(cache, bool) or not isinstance(cache, int | float) or cache < 0:
+        problems.append(
+            Error(
+                "PLUNK_EVENTS['API_KEY_CACHE_SECONDS'] must be 0 or more.", id="plunk_events.E002"
+            )
+        )
     seconds = value.get("DELETE_BATCH_SECONDS", 1)
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
         problems.append(

@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "ROLLUP_LAG_SECONDS": 60,
     # How long an Idempotency-Key stays claimed.
     "IDEMPOTENCY_KEY_TTL_HOURS": 24,
+    # How long a worker remembers which project an API key belongs to (0: look it up on
+    # every request). A regenerated key pair may keep working this long in other workers.
+    "API_KEY_CACHE_SECONDS": 5,
     # Database alias for reads when plunk_events.routers.ReadReplicaRouter is installed.
     "READ_DATABASE": None,
 }

@@ -7,6 +7,7 @@ a 401 in the error envelope; ``authenticate_header`` keeps DRF from turning it i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.db.models import Q
@@ -26,6 +27,38 @@ MISSING_AUTH_SUGGESTION = (
 INVALID_KEY_SUGGESTION = (
     'Verify your API key is correct and starts with "sk_" for secret keys or "pk_" for public keys.'
 )
+
+
+class _KeyCache:
+    """Projects found by key in the last ``API_KEY_CACHE_SECONDS``, per process.
+
+    Saves the key lookup's round trip on every request. Only hits are kept, so unknown keys
+    always reach the database; a regenerated key pair stops working in this process at once and
+    in other processes within the TTL.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, Project]] = {}
+
+    def get(self, kind: str, key: str) -> Project | None:
+        entry = self._entries.get((kind, key))
+        if entry is None or entry[0] < time.monotonic() or conf.API_KEY_CACHE_SECONDS <= 0:
+            return None
+        return entry[1]
+
+    def put(self, kind: str, key: str, project: Project) -> None:
+        ttl = conf.API_KEY_CACHE_SECONDS
+        if ttl <= 0:
+            return
+        if len(self._entries) > 10_000:  # bounded: stale entries of rotated keys go too
+            self._entries.clear()
+        self._entries[(kind, key)] = (time.monotonic() + ttl, project)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+key_cache = _KeyCache()
 
 
 def _one(queryset) -> Project | None:
@@ -73,14 +106,22 @@ class _ProjectKeyAuthentication(BaseAuthentication):
         if len(parts) != 2 or parts[0] != "Bearer" or not parts[1]:
             raise ApiKeyError("MISSING_AUTH", BEARER_FORMAT, MISSING_AUTH_SUGGESTION)
         key = parts[1]
-        project = self.find_project(key)
+        scope = self.cache_scope()
+        project = key_cache.get(scope, key)
         if project is None:
-            raise ApiKeyError("INVALID_API_KEY", self.invalid_message, INVALID_KEY_SUGGESTION)
+            project = self.find_project(key)
+            if project is None:
+                raise ApiKeyError("INVALID_API_KEY", self.invalid_message, INVALID_KEY_SUGGESTION)
+            key_cache.put(scope, key, project)
         kind = "secret" if constant_time_compare(project.secret_key, key) else "public"
         return ProjectPrincipal(project, kind), project
 
     def find_project(self, key: str) -> Project | None:
         raise NotImplementedError
+
+    def cache_scope(self) -> str:
+        """Which keys this class accepts: a key found by one class is not valid for another."""
+        return type(self).__name__
 
 
 class SecretKeyAuthentication(_ProjectKeyAuthentication):
@@ -102,6 +143,9 @@ class TrackKeyAuthentication(_ProjectKeyAuthentication):
     invalid_message = (
         "Invalid public API key. Ensure you are using a public key (pk_*) for this endpoint."
     )
+
+    def cache_scope(self) -> str:
+        return f"track:{'public' if conf.TRACK_REQUIRE_PUBLIC_KEY else 'any'}"
 
     def find_project(self, key: str) -> Project | None:
         if conf.TRACK_REQUIRE_PUBLIC_KEY:

@@ -15,4 +15,7 @@ def regenerate_keys(project: Project) -> Project:
     project.public_key = new_public_key()
     project.secret_key = new_secret_key()
     project.save(update_fields=["public_key", "secret_key"])
+    from ..api.authentication import key_cache
+
+    key_cache.clear()  # this process forgets the old pair at once
     return project

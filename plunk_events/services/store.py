@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.db.models import Count, Max, Min, Q, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -47,7 +47,7 @@ from ..models import (
 )
 from .errors import IdempotencyKeyReused, PlunkError
 from .references import References, find_references, lock_project
-from .validation import TrackInput, merge_contact_data
+from .validation import TrackInput, contact_data_patch, merge_contact_data
 
 # ---------------------------------------------------------------------------------------------
 # Contacts: the upsert shared by track, batch track and the contacts API
@@ -450,6 +450,91 @@ def _claim_idempotency_key(alias: str, project: Project, key: str, path: str, no
         raise _key_reused(IdempotencyKey.objects.using(alias).get(project=project, key=key))
 
 
+#: The whole track in one statement (PostgreSQL). ``old`` locks an existing contact and keeps
+#: its subscription; ``up`` merges the data patch into the locked row (``||`` then ``-``), or
+#: inserts the new contact; ``at`` stamps the events once the lock is held; ``sub`` adds the
+#: ``contact.(un)subscribed`` event of a flip, then the tracked event. If another request
+#: created the contact after this statement's snapshot, ``old`` is empty, ``up`` updates
+#: nothing and no row comes back: the caller runs the statement again.
+_TRACK_SQL = """
+WITH old AS (
+  SELECT id, subscribed FROM {contact}
+  WHERE project_id = %(project)s AND email = %(email)s FOR UPDATE
+), up AS (
+  INSERT INTO {contact} AS c (id, project_id, email, subscribed, data, created_at, updated_at)
+  VALUES (%(new_id)s, %(project)s, %(email)s, COALESCE(%(subscribed)s::boolean, true),
+          %(initial)s, %(now)s, %(now)s)
+  ON CONFLICT (project_id, email) DO UPDATE SET
+    data = NULLIF((COALESCE(c.data, '{{}}'::jsonb) || %(to_set)s::jsonb) - %(to_delete)s::text[],
+                  '{{}}'::jsonb),
+    subscribed = COALESCE(%(subscribed)s::boolean, c.subscribed),
+    updated_at = EXCLUDED.updated_at
+  WHERE EXISTS (SELECT 1 FROM old)
+  RETURNING c.id, c.subscribed
+), at AS (
+  SELECT clock_timestamp() AS at FROM up
+), sub AS (
+  INSERT INTO {event} (id, project_id, contact_id, name, data, email_id, created_at)
+  SELECT %(sub_id)s, %(project)s, up.id,
+         CASE WHEN up.subscribed THEN %(subscribed_name)s ELSE %(unsubscribed_name)s END,
+         NULL, NULL, at.at
+  FROM up, at, old WHERE old.subscribed IS DISTINCT FROM up.subscribed
+  RETURNING 1
+), ev AS (
+  INSERT INTO {event} (id, project_id, contact_id, name, data, email_id, created_at)
+  SELECT %(event_id)s, %(project)s, up.id, %(name)s, %(data)s, NULL, at.at FROM up, at
+  RETURNING created_at
+)
+SELECT up.id, ev.created_at, (SELECT count(*) FROM sub) FROM up, ev
+"""
+
+
+def _track_in_one_statement(connection, project: Project, item: TrackInput) -> TrackResult:
+    """The common track on PostgreSQL: one round trip, committed by itself in autocommit.
+
+    Same rules as the general path (the data patch is :func:`contact_data_patch`); taken when
+    no ``Idempotency-Key`` is sent and no signal receiver needs the contact's new state.
+    """
+    to_set, to_delete = contact_data_patch(item.data)
+    data_field = Contact._meta.get_field("data")
+    quote = connection.ops.quote_name
+    sql = _TRACK_SQL.format(
+        contact=quote(Contact._meta.db_table), event=quote(Event._meta.db_table)
+    )
+    for _ in range(3):
+        new_id, sub_id, event_id = uuid7(), uuid7(), uuid7()
+        params = {
+            "project": project.pk,
+            "email": item.email,
+            "new_id": new_id,
+            "subscribed": item.subscribed,
+            "initial": data_field.get_db_prep_save(merge_contact_data(None, item.data), connection),
+            "now": timezone.now(),
+            "to_set": data_field.get_db_prep_save(to_set, connection),
+            "to_delete": to_delete,
+            "sub_id": sub_id,
+            "subscribed_name": CONTACT_SUBSCRIBED,
+            "unsubscribed_name": CONTACT_UNSUBSCRIBED,
+            "event_id": event_id,
+            "name": item.event,
+            "data": Event._meta.get_field("data").get_db_prep_save(item.data, connection),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is not None:
+            contact_id, created_at, _ = row
+            return TrackResult(contact_id, event_id, created_at, contact_id == new_id)
+    raise OperationalError("The contact kept changing under a concurrent track; retry")
+
+
+def _has_signal_receivers() -> bool:
+    return (
+        signals.event_tracked.has_listeners()
+        or signals.contact_subscription_changed.has_listeners()
+    )
+
+
 def track(
     project: Project,
     item: TrackInput,
@@ -460,10 +545,17 @@ def track(
     """Record one event for a contact, creating or updating the contact (spec §3).
 
     Contact upsert, the optional subscription-change event and the event insert commit together;
-    the ``event_tracked`` signal is sent after the commit.
+    the ``event_tracked`` signal is sent after the commit. On PostgreSQL the common case is one
+    statement (:func:`_track_in_one_statement`).
     """
     alias = _db_for_write()
     connection = connections[alias]
+    if (
+        connection.vendor == "postgresql"
+        and idempotency_key is None
+        and not _has_signal_receivers()
+    ):
+        return _track_in_one_statement(connection, project, item)
     now = timezone.now()
     with transaction.atomic(using=alias):
         if idempotency_key is not None:

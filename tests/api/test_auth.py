@@ -179,3 +179,38 @@ def test_keys_are_compared_exactly(client_for, project):
         response = client_for(key).post("/v1/track", TRACK_BODY, format="json")
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "INVALID_API_KEY"
+
+
+def test_a_cached_key_still_follows_the_route_rules(project, client_for):
+    """The key cache remembers a project per key class: a secret key that /v1/track accepted
+    is still refused once TRACK_REQUIRE_PUBLIC_KEY is on, and pk never opens /events."""
+    sk = client_for(project.secret_key)
+    assert sk.post("/v1/track", {"email": "a@b.co", "event": "x"}, format="json").status_code == 200
+    with override_settings(PLUNK_EVENTS={"TRACK_REQUIRE_PUBLIC_KEY": True}):
+        refused = sk.post("/v1/track", {"email": "a@b.co", "event": "x"}, format="json")
+        assert refused.status_code == 401
+    pk = client_for(project.public_key)
+    assert pk.post("/v1/track", {"email": "a@b.co", "event": "x"}, format="json").status_code == 200
+    assert pk.get("/events").status_code == 401
+
+
+def test_regenerated_keys_stop_working_at_once_in_this_process(project, client_for):
+    from plunk_events.services.projects import regenerate_keys
+
+    old = client_for(project.secret_key)
+    assert old.get("/events").status_code == 200  # now cached
+    regenerate_keys(project)
+    assert old.get("/events").status_code == 401
+    assert client_for(project.secret_key).get("/events").status_code == 200
+
+
+def test_the_key_cache_saves_the_lookup(project, client_for, django_assert_num_queries):
+    sk = client_for(project.secret_key)
+    sk.get("/events/names")
+    with django_assert_num_queries(4):  # no key lookup: watermark, totals, tail, watermark
+        sk.get("/events/names")
+    with (
+        override_settings(PLUNK_EVENTS={"API_KEY_CACHE_SECONDS": 0}),
+        django_assert_num_queries(5),
+    ):
+        sk.get("/events/names")

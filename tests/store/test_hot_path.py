@@ -1,5 +1,7 @@
-"""The statements ``POST /v1/track`` sends: the key lookup, the contact upsert, and (on
-PostgreSQL) one statement that updates the contact and inserts the events.
+"""The statements ``POST /v1/track`` sends. On PostgreSQL: the key lookup and one statement
+that upserts the contact and inserts the events. Elsewhere (and on PostgreSQL with an
+Idempotency-Key or a signal receiver): the key lookup, the contact upsert, and the write of the
+merged contact with the events.
 
 Tests run inside a transaction, so the track's own transaction shows up as a SAVEPOINT pair;
 those are left out of the count (in production they are the BEGIN/COMMIT)."""
@@ -10,7 +12,16 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-pytestmark = pytest.mark.django_db
+# The key lookup is counted: switch off the per-process key cache that would skip it.
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("no_key_cache"),
+]
+
+
+@pytest.fixture
+def no_key_cache(settings):
+    settings.PLUNK_EVENTS = {"API_KEY_CACHE_SECONDS": 0}
 
 
 def statements(pk, **body) -> list[str]:
@@ -23,28 +34,48 @@ def statements(pk, **body) -> list[str]:
     return [q["sql"] for q in captured.captured_queries if "plunk_events_" in q["sql"]]
 
 
+ONE_STATEMENT = connection.vendor == "postgresql"
+
+
 def test_track_of_a_new_contact(pk):
     sqls = statements(pk, data={"plan": "pro"})
-    assert len(sqls) == 3, sqls  # key lookup, contact upsert, event insert
     assert "ORDER BY" not in sqls[0]
-    assert "ON CONFLICT" in sqls[1]
+    if ONE_STATEMENT:
+        assert len(sqls) == 2, sqls
+        assert sqls[1].lstrip().startswith("WITH old AS")
+    else:
+        assert len(sqls) == 3, sqls  # key lookup, contact upsert, event insert
+        assert "ON CONFLICT" in sqls[1]
 
 
 def test_track_of_an_existing_contact_whose_data_changes(pk):
     statements(pk, data={"plan": "free"})
     sqls = statements(pk, data={"plan": "pro"}, subscribed=False)
-    if connection.vendor == "postgresql":
-        assert len(sqls) == 3, sqls  # two round trips after the key lookup
-        assert sqls[-1].startswith("WITH u AS (UPDATE")
-    else:
-        assert len(sqls) == 4, sqls  # SQLite has no DML in WITH: UPDATE, then INSERT
+    assert len(sqls) == (2 if ONE_STATEMENT else 4), sqls  # SQLite: upsert, UPDATE, INSERT
 
 
 def test_track_of_an_unchanged_contact_skips_the_update(pk):
     statements(pk, data={"plan": "pro"})
     sqls = statements(pk, data={"plan": "pro"})
-    assert len(sqls) == 3, sqls
+    assert len(sqls) == (2 if ONE_STATEMENT else 3), sqls
     assert not any(s.startswith("UPDATE") for s in sqls)
+
+
+@pytest.mark.requires_postgres
+def test_with_an_idempotency_key_postgresql_takes_the_two_round_trip_path(pk):
+    statements(pk, data={"plan": "free"})
+    with CaptureQueriesContext(connection) as captured:
+        response = pk.post(
+            "/v1/track",
+            {"email": "hot@example.com", "event": "x", "data": {"plan": "pro"}},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="k1",
+        )
+    assert response.status_code == 200
+    sqls = [q["sql"] for q in captured.captured_queries if "plunk_events_" in q["sql"]]
+    # key lookup, idempotency pre-check, claim, contact upsert, contact update + event insert
+    assert len(sqls) == 5, [s[:50] for s in sqls]
+    assert sqls[-1].startswith("WITH u AS (UPDATE")
 
 
 def test_batch_statements_do_not_grow_with_items(pk):
