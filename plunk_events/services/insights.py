@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Count, F, Max, Min, OuterRef, Subquery
@@ -311,17 +311,3 @@ def name_detail(
         top_contacts=top_contacts(project, name, start, end, budget_ms=budget_ms),
         window_total=total,
     )
-
-
-def export_row(row: NameSummary) -> dict[str, Any]:
-    """A summary row as plain data (for tests and exports)."""
-    return {
-        "name": row.name,
-        "count": row.count,
-        "uniqueContacts": row.unique_contacts,
-        "firstSeen": row.first_seen,
-        "lastSeen": row.last_seen,
-        "share": row.share,
-        "isSystemEvent": row.is_system,
-        **row.references.as_usage(),
-    }
