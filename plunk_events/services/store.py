@@ -258,9 +258,31 @@ def _save(alias: str, contacts: Iterable[ContactState], events: list[Event]) -> 
                 Contact.objects.using(alias).filter(pk=contact.id).update(
                     data=contact.data, subscribed=contact.subscribed
                 )
-        Event.objects.using(alias).bulk_create(events, batch_size=1000)
+        _insert_events(connection, events)
     for contact in dirty:
         contact.dirty = False
+
+
+def _insert_events(connection, events: list[Event]) -> None:
+    """Insert events: with ``COPY`` on PostgreSQL when there are many (no per-row SQL or ORM
+    work), else one multi-row ``INSERT`` per thousand."""
+    if connection.vendor != "postgresql" or len(events) < COPY_THRESHOLD:
+        Event.objects.using(connection.alias).bulk_create(events, batch_size=1000)
+        return
+    from psycopg.types.json import Jsonb
+
+    columns = "id, project_id, contact_id, name, data, email_id, created_at"
+    sql = f"COPY {connection.ops.quote_name(Event._meta.db_table)} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for e in events:
+            data = None if e.data is None else Jsonb(e.data)
+            copy.write_row(
+                (e.id, e.project_id, e.contact_id, e.name, data, e.email_id, e.created_at)
+            )
+
+
+#: Batches of at least this many events are written with COPY on PostgreSQL.
+COPY_THRESHOLD = 20
 
 
 def _send_signals_on_commit(alias: str, contacts: list[ContactState], events: list[Event]) -> None:
