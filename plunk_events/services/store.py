@@ -199,66 +199,33 @@ def _tracked_event(project: Project, contact: ContactState, item: TrackInput, no
 
 
 def _save(alias: str, contacts: Iterable[ContactState], events: list[Event]) -> None:
-    """Write the contacts' merged state and insert the events.
+    """Write the merged state of the contacts that changed, then insert the events.
 
-    On PostgreSQL a single track's contact update and event insert go in one statement, so a
-    track costs two round trips (upsert, then this) plus the commit; a batch updates all its
-    contacts in one statement.
+    On PostgreSQL all changed contacts are updated in one statement; SQLite runs in-process, so
+    one statement per contact costs no round trip there.
     """
     connection = connections[alias]
     dirty = [c for c in contacts if c.dirty]
-    if connection.vendor == "postgresql" and len(dirty) == 1 and 0 < len(events) <= 100:
-        contact = dirty[0]
-        quote = connection.ops.quote_name
-        params = _prep(Contact, connection, data=contact.data, subscribed=contact.subscribed)
-        params += _prep(Contact, connection, id=contact.id)
-        for e in events:
+    if dirty and connection.vendor == "postgresql":
+        params = []
+        for contact in dirty:
             params += _prep(
-                Event,
-                connection,
-                id=e.id,
-                project=e.project_id,
-                contact=e.contact_id,
-                name=e.name,
-                data=e.data,
-                email_id=e.email_id,
-                created_at=e.created_at,
+                Contact, connection, id=contact.id, data=contact.data, subscribed=contact.subscribed
             )
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(events))
+        values = ", ".join(["(%s::uuid, %s::jsonb, %s::boolean)"] * len(dirty))
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH u AS (UPDATE {quote(Contact._meta.db_table)} SET data = %s, subscribed = %s"
-                " WHERE id = %s RETURNING 1)"
-                f" INSERT INTO {quote(Event._meta.db_table)}"
-                " (id, project_id, contact_id, name, data, email_id, created_at)"
-                f" VALUES {values}",
+                f"UPDATE {connection.ops.quote_name(Contact._meta.db_table)} AS c"
+                " SET data = v.data, subscribed = v.subscribed"
+                f" FROM (VALUES {values}) AS v(id, data, subscribed) WHERE c.id = v.id",
                 params,
             )
     else:
-        if connection.vendor == "postgresql" and len(dirty) > 1:
-            table = connection.ops.quote_name(Contact._meta.db_table)
-            params = []
-            for contact in dirty:
-                params += _prep(
-                    Contact,
-                    connection,
-                    id=contact.id,
-                    data=contact.data,
-                    subscribed=contact.subscribed,
-                )
-            values = ", ".join(["(%s::uuid, %s::jsonb, %s::boolean)"] * len(dirty))
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} AS c SET data = v.data, subscribed = v.subscribed"
-                    f" FROM (VALUES {values}) AS v(id, data, subscribed) WHERE c.id = v.id",
-                    params,
-                )
-        else:  # SQLite runs in-process: one statement per contact costs no round trip
-            for contact in dirty:
-                Contact.objects.using(alias).filter(pk=contact.id).update(
-                    data=contact.data, subscribed=contact.subscribed
-                )
-        _insert_events(connection, events)
+        for contact in dirty:
+            Contact.objects.using(alias).filter(pk=contact.id).update(
+                data=contact.data, subscribed=contact.subscribed
+            )
+    _insert_events(connection, events)
     for contact in dirty:
         contact.dirty = False
 

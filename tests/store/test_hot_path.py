@@ -75,9 +75,9 @@ def test_with_an_idempotency_key_postgresql_takes_the_two_round_trip_path(pk):
         )
     assert response.status_code == 200
     sqls = [q["sql"] for q in captured.captured_queries if "plunk_events_" in q["sql"]]
-    # key lookup, idempotency pre-check, claim, contact upsert, contact update + event insert
-    assert len(sqls) == 5, [s[:50] for s in sqls]
-    assert sqls[-1].startswith("WITH u AS (UPDATE")
+    # key lookup, idempotency pre-check, claim, contact upsert, contact update, event insert
+    assert len(sqls) == 6, [s[:50] for s in sqls]
+    assert sqls[-2].startswith('UPDATE "plunk_events_contact" AS c')
 
 
 def test_batch_statements_do_not_grow_with_items(pk):
