@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -213,21 +213,14 @@ def render_keys(modeladmin, request: HttpRequest, projects: list[Project], *, ti
 def regenerate_project_keys(modeladmin, request, queryset):
     projects = list(queryset.order_by("name"))
     if request.POST.get("post") == "yes":
-        ct = ContentType.objects.get_for_model(Project)
         for project in projects:
             regenerate_keys(project)
-            LogEntry.objects.create(
-                user_id=request.user.pk,
-                content_type_id=ct.pk,
-                object_id=str(project.pk),
-                object_repr=str(project),
-                action_flag=CHANGE,
-                change_message="Regenerated the API keys.",
-            )
+            modeladmin.log_change(request, project, "Regenerated the API keys.")
         modeladmin.message_user(
             request,
             f"Regenerated the keys of {len(projects)} project{'s' if len(projects) != 1 else ''}."
-            " The old keys no longer work.",
+            " The old keys stop working at once here, and within API_KEY_CACHE_SECONDS in the"
+            " site's other server processes.",
             messages.SUCCESS,
         )
         return render_keys(modeladmin, request, projects, title="New API keys")

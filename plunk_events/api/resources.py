@@ -19,7 +19,7 @@ from rest_framework.viewsets import ViewSet
 from ..models import Contact, Segment, Workflow
 from ..services import automation, store
 from ..services.errors import FieldErrorList, NotFound, ValidationFailed
-from ..services.validation import MISSING, check_data, check_email, check_subscribed, js_type
+from ..services.validation import MISSING, check_data, check_email, check_subscribed, type_error
 from . import schema
 from . import serializers as s
 from .mixins import PlunkAPIMixin
@@ -49,8 +49,7 @@ def json_body(request) -> dict[str, Any]:
     body = request.data
     if not isinstance(body, dict):
         errors = FieldErrorList()
-        received = js_type(body)
-        errors.add("body", f"Expected object, received {received}", "invalid_type", received)
+        type_error(errors, "body", "object", body)
         raise ValidationFailed(errors)
     return body
 

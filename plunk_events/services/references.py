@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import router
-from django.db.models import Q
 
 from ..models import EventDeletion, Project, Segment, Workflow, WorkflowStep
 from .errors import Conflict
@@ -60,35 +59,46 @@ class References:
 
 
 def find_references(project: Project, name: str, *, using: str | None = None) -> References:
-    """Segments whose condition filters on ``event.<name>``; workflows triggered by ``name``
-    (enabled or not) or waiting for it in a WAIT_FOR_EVENT step.
+    """Segments and workflows that reference ``name`` (spec §6.5); see :func:`references_by_name`.
 
     The delete guard passes ``using`` (the primary) so a replica's lag cannot hide a reference.
     """
-    segments = [
-        s
-        for s in Segment.objects.using(using)
-        .filter(project=project)
-        .only("id", "name", "condition")
-        if name in condition_event_names(s.condition)
-    ]
-    waiting = (
-        WorkflowStep.objects.using(using)
-        .filter(project=project, type=WorkflowStep.Type.WAIT_FOR_EVENT, config__eventName=name)
-        .values("workflow_id")
+    return references_by_name(project, [name], using=using)[name]
+
+
+def references_by_name(
+    project: Project, names: Iterable[str], *, using: str | None = None
+) -> dict[str, References]:
+    """For each name: segments whose condition (walked recursively) has an ``event.<name>``
+    filter, sorted by name; workflows triggered by the name (enabled or not) or waiting for it
+    in a WAIT_FOR_EVENT step, by creation, each once. Three queries whatever the number of names.
+    """
+    wanted = set(names)
+    out = {name: References() for name in wanted}
+    if not wanted:
+        return out
+    segments = Segment.objects.using(using).filter(project=project).only("id", "name", "condition")
+    for segment in sorted(segments, key=lambda s: s.name):
+        for name in condition_event_names(segment.condition) & wanted:
+            out[name].segments.append(segment)
+    waiting: dict[Any, set[str]] = {}
+    steps = WorkflowStep.objects.using(using).filter(
+        project=project, type=WorkflowStep.Type.WAIT_FOR_EVENT
     )
-    workflows = list(
+    for workflow_id, config in steps.values_list("workflow_id", "config"):
+        if isinstance(config, dict) and config.get("eventName") in wanted:
+            waiting.setdefault(workflow_id, set()).add(config["eventName"])
+    workflows = (
         Workflow.objects.using(using)
         .filter(project=project)
-        .filter(
-            Q(trigger_type=Workflow.TriggerType.EVENT, trigger_config__eventName=name)
-            | Q(id__in=waiting)
-        )
-        .only("id", "name")
+        .only("id", "name", "trigger_type", "trigger_config", "created_at")
         .order_by("created_at")
     )
-    segments.sort(key=lambda s: s.name)
-    return References(segments=segments, workflows=workflows)
+    for workflow in workflows:
+        used = waiting.get(workflow.id, set()) | ({workflow.trigger_event_name} & wanted)
+        for name in used:
+            out[name].workflows.append(workflow)
+    return out
 
 
 def workflow_event_names(workflow_trigger: dict | None, steps: Iterable[dict]) -> set[str]:

@@ -45,9 +45,25 @@ from ..models import (
     IdempotencyKey,
     Project,
 )
-from .errors import IdempotencyKeyReused, PlunkError
+from .errors import (
+    Conflict,
+    FieldErrorList,
+    IdempotencyKeyReused,
+    NotFound,
+    PlunkError,
+    ValidationFailed,
+)
 from .references import References, find_references, lock_project
-from .validation import TrackInput, contact_data_patch, merge_contact_data
+from .validation import (
+    MISSING,
+    TrackInput,
+    check_data,
+    check_email,
+    check_event_name,
+    check_subscribed,
+    contact_data_patch,
+    merge_contact_data,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Contacts: the upsert shared by track, batch track and the contacts API
@@ -305,8 +321,6 @@ def update_contact(
     subscribed: bool | None = None,
 ) -> Contact:
     """PATCH a contact: change its email (409 if taken), merge data, flip subscription."""
-    from .errors import Conflict, NotFound
-
     alias = _db_for_write()
     now = timezone.now()
     with transaction.atomic(using=alias):
@@ -352,8 +366,6 @@ def update_contact(
 
 def delete_contact(project: Project, contact_id: uuid.UUID) -> None:
     """Delete a contact and its events; the events go first through the (project, contact) index."""
-    from .errors import NotFound
-
     alias = _db_for_write()
     with transaction.atomic(using=alias):
         locked = lock_project(project)  # the rollup must not move while we subtract from it
@@ -1182,9 +1194,6 @@ class _ImportRow:
 
 def _parse_import_rows(rows: Iterable[dict[str, Any]]) -> list[_ImportRow]:
     """Validate every row (field paths ``rows.<i>.<key>``); raise ValidationFailed on any error."""
-    from .errors import FieldErrorList, ValidationFailed
-    from .validation import MISSING, check_data, check_email, check_event_name, check_subscribed
-
     errors = FieldErrorList()
     parsed = []
     for index, row in enumerate(rows):

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from plunk_events.models import Event, EventNameTotal, Workflow
 from plunk_events.services import automation, insights, store
-from plunk_events.services.references import find_references
+from plunk_events.services.references import find_references, references_by_name
 
 
-def test_references_by_name_is_find_references_for_many_names(project, other_project):
+def test_references_by_name_follows_the_guard_rule_for_many_names(project, other_project):
     nested = {
         "logic": "OR",
         "groups": [
@@ -53,15 +53,21 @@ def test_references_by_name_is_find_references_for_many_names(project, other_pro
     disabled = automation.create_workflow(project, name="Off", event_name="a", enabled=False)
     Workflow.objects.filter(pk=disabled.pk).update(enabled=False)
     names = ["a", "b", "c", "d", "email.opened"]
-    batch = insights.references_by_name(project, names)
-    for name in names:
-        expected = find_references(project, name)
-        got = batch[name]
-        assert [s.pk for s in got.segments] == [s.pk for s in expected.segments], name
-        assert [w.pk for w in got.workflows] == [w.pk for w in expected.workflows], name
-    assert [s.name for s in batch["a"].segments] == ["Alpha", "Zed"]
-    assert [w.name for w in batch["a"].workflows] == ["Waits", "Off"]
-    assert not batch["d"] and not batch["email.opened"]
+    batch = references_by_name(project, names)
+
+    def named(refs):
+        return [s.name for s in refs.segments], [w.name for w in refs.workflows]
+
+    # Segments by name, workflows by creation; nested conditions, wait steps (once per
+    # workflow) and disabled workflows count; email.<activity> fields and other projects do not.
+    assert {name: named(batch[name]) for name in names} == {
+        "a": (["Alpha", "Zed"], ["Waits", "Off"]),
+        "b": (["Alpha", "Zed"], ["First"]),
+        "c": ([], ["Waits"]),
+        "d": ([], []),
+        "email.opened": ([], []),
+    }
+    assert named(find_references(project, "a")) == named(batch["a"])
 
 
 def test_name_summaries_agree_with_the_api_functions(project, seed):

@@ -406,7 +406,7 @@ def test_regenerate_keys_confirms_then_replaces_both_keys(admin_client, project,
     confirm = admin_client.post(changelist, {**data, "index": "0"})
     assert confirm.status_code == 200
     html = confirm.content.decode()
-    assert "The current keys stop working immediately" in html
+    assert "The current keys stop working</strong>" in html
     assert '<input type="hidden" name="post" value="yes">' in html
     project.refresh_from_db()
     assert project.secret_key == old_sk
@@ -416,7 +416,10 @@ def test_regenerate_keys_confirms_then_replaces_both_keys(admin_client, project,
     project.refresh_from_db()
     assert project.secret_key != old_sk and project.public_key != old_pk
     assert project.secret_key in done.content.decode()
-    assert messages_of(done) == ["Regenerated the keys of 1 project. The old keys no longer work."]
+    assert messages_of(done) == [
+        "Regenerated the keys of 1 project. The old keys stop working at once here, and within"
+        " API_KEY_CACHE_SECONDS in the site's other server processes."
+    ]
     assert client_for(old_sk).get("/events/names").status_code == 401
     assert client_for(project.secret_key).get("/events/names").status_code == 200
     entry = LogEntry.objects.get()

@@ -84,7 +84,8 @@ def test_tracked_event_counts_immediately_after_rollup(project):
     before = store.event_counts(project)
     store.track(project, parse_track({"email": "new@example.com", "event": "a"}))
     assert store.event_counts(project)["a"] == before["a"] + 1
-    assert store.event_names(project)[0] in {"a", "b", "c.d", "e f"}
+    expected = sorted(group_by(project).items(), key=lambda kv: (-kv[1], kv[0]))
+    assert store.event_names(project) == [name for name, _ in expected]
     window = store.event_counts(project, NOW - timedelta(minutes=5), None)
     assert window == +group_by(project, NOW - timedelta(minutes=5))
 
