@@ -126,7 +126,7 @@ def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment
 def delete_segment(project: Project, segment_id: Any) -> None:
     alias = _write_db()
     with transaction.atomic(using=alias):
-        references.guard_new_references(project, ())
+        references.lock_project(project)  # deletes serialise with the delete guard too
         get_segment(project, segment_id, using=alias).delete(using=alias)
 
 
@@ -364,5 +364,5 @@ def update_workflow(
 def delete_workflow(project: Project, workflow_id: Any) -> None:
     alias = _write_db()
     with transaction.atomic(using=alias):
-        references.guard_new_references(project, ())
+        references.lock_project(project)  # deletes serialise with the delete guard too
         get_workflow(project, workflow_id, using=alias).delete(using=alias)
