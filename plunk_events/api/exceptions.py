@@ -108,8 +108,9 @@ def error_response(
         error["details"] = details
     if suggestion is not None:
         error["suggestion"] = suggestion
+    # ``message`` at the top level is our addition: Plunk's Node SDK throws ``body.message``.
     response = Response(
-        {"success": False, "error": error, "timestamp": timestamp_now()},
+        {"success": False, "message": message, "error": error, "timestamp": timestamp_now()},
         status=status,
         headers=headers,
     )

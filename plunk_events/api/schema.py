@@ -33,6 +33,7 @@ class ErrorBodySerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     success = serializers.BooleanField(default=False)
+    message = serializers.CharField(help_text="Same as error.message (for Plunk's Node SDK)")
     error = ErrorBodySerializer()
     timestamp = serializers.DateTimeField()
 

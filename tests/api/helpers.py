@@ -35,7 +35,13 @@ def assert_error(response, status: int, code: str, message: str, **extra) -> dic
         "requestId": response["X-Request-ID"],
         **extra,
     }
-    assert body == {"success": False, "error": error, "timestamp": body.get("timestamp")}
+    # ``message`` is repeated at the top level for Plunk's Node SDK (it throws ``body.message``).
+    assert body == {
+        "success": False,
+        "message": message,
+        "error": error,
+        "timestamp": body.get("timestamp"),
+    }
     assert TIMESTAMP.match(body["timestamp"])
     return body
 

@@ -26,7 +26,8 @@ def assert_envelope(response, status: int, code: str) -> dict:
     assert response.status_code == status, response.content
     body = response.json()
     assert body["success"] is False
-    assert set(body) == {"success", "error", "timestamp"}
+    assert set(body) == {"success", "message", "error", "timestamp"}
+    assert body["message"] == body["error"]["message"]
     assert body["error"]["code"] == code
     assert body["error"]["statusCode"] == status
     return body["error"]

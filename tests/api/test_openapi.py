@@ -86,7 +86,7 @@ def test_track_request_and_response_shapes(schema):
 def test_error_envelope_component(schema):
     components = schema["components"]["schemas"]
     envelope = components["Error"]
-    assert set(envelope["properties"]) == {"success", "error", "timestamp"}
+    assert set(envelope["properties"]) == {"success", "message", "error", "timestamp"}
     error = resolve(schema, envelope["properties"]["error"])
     assert {"code", "message", "statusCode", "requestId", "errors", "details", "suggestion"} == set(
         error["properties"]
