@@ -72,6 +72,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers queue for the lock instead of failing with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["OPTIONS"]["timeout"] = 20
+else:
+    # A stuck database answers a prompt 503 with Retry-After instead of a request that hangs
+    # and commits after the client gave up (README "Database timeouts"). Milliseconds; 0 = off.
+    # Long maintenance commands (migrate on a big table) can run with DB_STATEMENT_TIMEOUT_MS=0.
+    _timeouts = {
+        "statement_timeout": os.environ.get("DB_STATEMENT_TIMEOUT_MS", "5000"),
+        "lock_timeout": os.environ.get("DB_LOCK_TIMEOUT_MS", "3000"),
+        "idle_in_transaction_session_timeout": os.environ.get("DB_IDLE_IN_TX_TIMEOUT_MS", "10000"),
+    }
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": int(os.environ.get("DB_CONNECT_TIMEOUT_S", "3")),
+            "options": " ".join(f"-c {name}={value}" for name, value in _timeouts.items()),
+            # A dead peer (network partition) is noticed in about 15 s instead of hours.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+        }
+    )
 
 USE_TZ = True
 TIME_ZONE = "UTC"

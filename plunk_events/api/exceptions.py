@@ -7,6 +7,7 @@ keep their format.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from datetime import UTC, datetime
@@ -49,7 +50,7 @@ STATUS_CODES = {
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     413: "BAD_REQUEST",
-    415: "BAD_REQUEST",
+    415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
     429: "RATE_LIMIT_EXCEEDED",
 }
@@ -193,7 +194,7 @@ def plunk_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
         headers = {}
         details = None
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            wait = max(1, int(exc.wait + 0.999))
+            wait = max(1, math.ceil(exc.wait))  # the same rounding as RateLimit-Reset
             headers["Retry-After"] = str(wait)
             details = {"retryAfter": wait}
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
