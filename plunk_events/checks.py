@@ -69,6 +69,7 @@ def check_settings(app_configs=None, **kwargs):
                 id="plunk_events.E003",
             )
         )
+    problems += check_rate_limits(value)
     for app in ("rest_framework", "django_filters"):
         if not apps.is_installed(app):
             problems.append(
@@ -87,6 +88,52 @@ def check_settings(app_configs=None, **kwargs):
                 "'database is locked'.",
                 hint='Set DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE".',
                 id="plunk_events.W001",
+            )
+        )
+    return problems
+
+
+def check_rate_limits(value: dict) -> list:
+    """``RATE_LIMITS`` holds known scopes with rates DRF can parse; the cache alias exists."""
+    from .api.throttling import RATE_HELP, SCOPES, parse_rate
+
+    problems = []
+    limits = value.get("RATE_LIMITS", {})
+    if not isinstance(limits, dict):
+        return [
+            Error(
+                "PLUNK_EVENTS['RATE_LIMITS'] must be a dict.",
+                hint='e.g. {"track": "1000/second", "api": "500/second", "auth_failures": None}',
+                id="plunk_events.E010",
+            )
+        ]
+    for scope, rate in limits.items():
+        if scope not in SCOPES:
+            problems.append(
+                Error(
+                    f"PLUNK_EVENTS['RATE_LIMITS'] has an unknown scope {scope!r}.",
+                    hint=f"Known scopes: {', '.join(SCOPES)}.",
+                    id="plunk_events.E010",
+                )
+            )
+            continue
+        try:
+            parse_rate(rate)
+        except ValueError:
+            problems.append(
+                Error(
+                    f"PLUNK_EVENTS['RATE_LIMITS'][{scope!r}] = {rate!r} is not a rate.",
+                    hint=f"{RATE_HELP} None disables the limit.",
+                    id="plunk_events.E010",
+                )
+            )
+    alias = value.get("RATE_LIMIT_CACHE", "default")
+    if alias not in settings.CACHES:
+        problems.append(
+            Error(
+                f"PLUNK_EVENTS['RATE_LIMIT_CACHE'] names {alias!r}, which is not in CACHES.",
+                hint="Name a cache alias shared by every worker, e.g. a Redis cache.",
+                id="plunk_events.E011",
             )
         )
     return problems

@@ -30,6 +30,14 @@ DEFAULTS: dict[str, Any] = {
     "API_KEY_CACHE_SECONDS": 5,
     # Database alias for reads when plunk_events.routers.ReadReplicaRouter is installed.
     "READ_DATABASE": None,
+    # Requests allowed per scope, in DRF's "N/period" syntax (period: second, minute, hour,
+    # day); None: no limit. A site's dict overrides these key by key. "track" (/v1/track and
+    # /v1/track/batch) and "api" (every other route) count per project; "auth_failures" counts
+    # failed authentications per client IP (REMOTE_ADDR). Sliding windows: the cache keeps one
+    # timestamp per counted request, so prefer short periods for large numbers.
+    "RATE_LIMITS": {"track": "1000/second", "api": "500/second", "auth_failures": "60/minute"},
+    # Alias in CACHES holding the throttle state; share it (Redis) across workers and servers.
+    "RATE_LIMIT_CACHE": "default",
 }
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from rest_framework import exceptions
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 
@@ -10,12 +11,14 @@ from ..services.errors import FieldErrorList, ValidationFailed
 from .authentication import SecretKeyAuthentication
 from .exceptions import REQUEST_ID_HEADER, plunk_exception_handler, request_id_for
 from .parsers import StorableJSONParser, storable_string_problem
+from .throttling import ApiRateThrottle, AuthFailureThrottle, PlunkRateThrottle
 
 
 class PlunkAPIMixin:
     authentication_classes = [SecretKeyAuthentication]
     permission_classes = [IsAuthenticated]
-    throttle_classes: list = []
+    #: Per project: ``ApiRateThrottle`` here, ``TrackRateThrottle`` on ``/v1/track*``.
+    throttle_classes: list = [ApiRateThrottle]
     parser_classes = [StorableJSONParser]
     renderer_classes = [JSONRenderer]
     pagination_class = None
@@ -37,9 +40,38 @@ class PlunkAPIMixin:
         if errors:
             raise ValidationFailed(errors)
 
+    def perform_authentication(self, request):
+        """Refuse an address over ``auth_failures`` before checking its key; count failures."""
+        guard = AuthFailureThrottle() if self.authentication_classes else None
+        if guard is not None and not guard.allow_request(request, self):
+            self.rate_limited_by = guard
+            self.throttled_by(guard)
+        try:
+            super().perform_authentication(request)
+        except (exceptions.AuthenticationFailed, exceptions.NotAuthenticated):
+            if guard is not None and guard.rate is not None:
+                guard.record_failure(request, self)
+                self.rate_limited_by = guard
+            raise
+
+    def check_throttles(self, request):
+        for throttle in self.get_throttles():
+            allowed = throttle.allow_request(request, self)
+            if throttle.key is not None:
+                self.rate_limited_by = throttle  # its headers go on the response
+            if not allowed:
+                self.throttled_by(throttle)
+
+    def throttled_by(self, throttle: PlunkRateThrottle):
+        raise exceptions.Throttled(throttle.wait(), detail=f"{throttle.message}.")
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         response[REQUEST_ID_HEADER] = request_id_for(request)
+        throttle = getattr(self, "rate_limited_by", None)
+        if throttle is not None:
+            for header, value in throttle.headers().items():
+                response[header] = value
         return response
 
     @property

@@ -30,7 +30,7 @@ def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(schema.ErrorSerializer, description=description)
 
 
-E401 = {401: _error("Missing or invalid secret key")}
+E401 = {401: _error("Missing or invalid secret key"), **schema.ERRORS_429}
 E404 = {404: _error("No such id in this project (or not a UUID)")}
 E422 = {
     400: _error("Malformed JSON"),

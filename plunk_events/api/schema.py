@@ -42,7 +42,16 @@ def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-ERRORS_401 = {401: _error("Missing or invalid API key")}
+#: Every authenticated route is rate limited, so every error set below includes the 429.
+ERRORS_429 = {
+    429: _error(
+        "Rate limit exceeded (code RATE_LIMIT_EXCEEDED): the project's limit for this route, or "
+        "too many failed authentications from this address. `Retry-After` and "
+        "`error.details.retryAfter` give the seconds to wait; every response of the route "
+        "carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`."
+    )
+}
+ERRORS_401 = {401: _error("Missing or invalid API key"), **ERRORS_429}
 ERRORS_401_422 = {**ERRORS_401, 422: _error("Invalid query parameter")}
 ERRORS_400_401 = {400: _error("System event, or referenced by a segment or workflow"), **ERRORS_401}
 ERRORS_401_409_422 = {

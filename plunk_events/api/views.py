@@ -20,6 +20,7 @@ from . import schema
 from .authentication import TrackKeyAuthentication
 from .mixins import PlunkAPIMixin
 from .params import date_window, parse_cursor, parse_limit
+from .throttling import TrackRateThrottle
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
 _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]{1,255}$")
@@ -48,10 +49,14 @@ class PublicEndpointMixin(PlunkAPIMixin):
     a CORS preflight needs no key, and a body over ``max_body_setting`` bytes is refused (413)."""
 
     authentication_classes = [TrackKeyAuthentication]
+    throttle_classes = [TrackRateThrottle]
     cors_headers = {
         "Access-Control-Allow-Origin": "*",
         "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
         "Access-Control-Allow-Headers": "Content-Type, Authorization, Idempotency-Key, X-Request-ID",
+        "Access-Control-Expose-Headers": (
+            "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+        ),
     }
     max_body_setting = "TRACK_MAX_BYTES"
 
@@ -287,6 +292,7 @@ class UnknownRouteView(PlunkAPIMixin, APIView):
 
     authentication_classes: list = []
     permission_classes: list = []
+    throttle_classes: list = []
     schema = None
 
     def initial(self, request, *args, **kwargs):
