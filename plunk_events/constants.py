@@ -17,6 +17,8 @@ RESERVED_DATA_KEYS = frozenset(
 #: Key prefixes of the two API keys of a project.
 PUBLIC_KEY_PREFIX = "pk_"
 SECRET_KEY_PREFIX = "sk_"
+#: Characters of a secret key after its prefix that are stored for display (``sk_3f9a…``).
+SECRET_KEY_DISPLAY_CHARS = 4
 
 EVENT_NAME_MAX_LENGTH = 255
 EMAIL_MAX_LENGTH = 320

@@ -8,14 +8,22 @@ All writes to events and contacts go through :mod:`plunk_events.services.store`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import uuid
+from datetime import datetime
 
 from django.db import models
 from django.utils import timezone
 
-from .constants import EMAIL_MAX_LENGTH, EVENT_NAME_MAX_LENGTH, PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX
+from .constants import (
+    EMAIL_MAX_LENGTH,
+    EVENT_NAME_MAX_LENGTH,
+    PUBLIC_KEY_PREFIX,
+    SECRET_KEY_DISPLAY_CHARS,
+    SECRET_KEY_PREFIX,
+)
 from .ids import uuid7
 
 
@@ -27,13 +35,35 @@ def new_secret_key() -> str:
     return SECRET_KEY_PREFIX + secrets.token_hex(24)
 
 
+def hash_key(key: str) -> str:
+    """Hex SHA-256 of an API key: what is stored of a secret key, and what it is looked up by.
+
+    A plain digest is enough (no salt, no slow hash): keys are 192 random bits, not passwords.
+    """
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def secret_key_display(key: str) -> str:
+    """The non-secret start of a secret key kept for display, e.g. ``sk_3f9a``."""
+    return key[: len(SECRET_KEY_PREFIX) + SECRET_KEY_DISPLAY_CHARS]
+
+
 class Project(models.Model):
-    """A tenant: owns the API key pair and every contact, event, segment and workflow."""
+    """A tenant: owns the API key pair and every contact, event, segment and workflow.
+
+    The public key is stored as is (it ships to browsers). The secret key is stored only as its
+    SHA-256 digest plus a short prefix for display. Its plaintext, ``project.secret_key``, exists
+    only on the instance that made it: the one saved new, or returned by ``create_project()`` or
+    ``regenerate_keys()`` (:mod:`plunk_events.services.projects`).
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
     public_key = models.CharField(max_length=64, unique=True, default=new_public_key)
-    secret_key = models.CharField(max_length=64, unique=True, default=new_secret_key)
+    #: :func:`hash_key` of the secret key.
+    secret_key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    #: :func:`secret_key_display` of the secret key: recognisable, useless to an attacker.
+    secret_key_prefix = models.CharField(max_length=16, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     #: Events created before this instant are counted in EventNameTotal / EventDailyCount.
     events_rolled_until = models.DateTimeField(null=True, blank=True, editable=False)
@@ -43,6 +73,29 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.secret_key_hash:  # a new project gets its secret key here
+            self.secret_key = new_secret_key()
+        super().save(*args, **kwargs)
+
+    @property
+    def secret_key(self) -> str:
+        """The plaintext secret key, only on the instance that made it (it is never stored)."""
+        try:
+            return self._secret_key
+        except AttributeError:
+            raise AttributeError(
+                "The secret key is stored hashed: its plaintext exists only on the Project "
+                "returned by create_project() or regenerate_keys()."
+            ) from None
+
+    @secret_key.setter
+    def secret_key(self, key: str) -> None:
+        """Set a new secret key: stores its digest and display prefix, keeps the plaintext here."""
+        self._secret_key = key
+        self.secret_key_hash = hash_key(key)
+        self.secret_key_prefix = secret_key_display(key)
 
 
 class Contact(models.Model):
@@ -173,10 +226,16 @@ class EventDeletion(models.Model):
     deleted_count = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: The lease of the worker running the job: a random token per run, renewed (with
+    #: ``heartbeat_at``) by every batch commit. A RUNNING job whose lease has run out, or was
+    #: released by a worker that failed, is abandoned and may be taken over by anyone.
+    owner = models.CharField(max_length=32, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            # At most one running job per name; a second DELETE resumes it.
+            # At most one running job per name; a second DELETE resumes it if abandoned.
             models.UniqueConstraint(
                 fields=["project", "name"],
                 condition=models.Q(status="RUNNING"),
@@ -187,6 +246,14 @@ class EventDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"delete {self.name} ({self.status})"
+
+    def worker_alive(self, now: datetime | None = None) -> bool:
+        """Whether a worker holds the job's lease (a RUNNING job that is not abandoned)."""
+        return (
+            self.status == self.Status.RUNNING
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > (now or timezone.now())
+        )
 
 
 class IdempotencyKey(models.Model):

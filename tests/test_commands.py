@@ -11,11 +11,12 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db.models import Count
 from django.utils import timezone
 
 from example_project.demo.management.commands import plunk_demo
-from plunk_events.models import Contact, Event, Project, Segment, Workflow
+from plunk_events.models import Contact, Event, Project, Segment, Workflow, hash_key
 from plunk_events.services import store
 from plunk_events.services.conditions import validate_condition
 
@@ -30,18 +31,25 @@ def run(command, *args) -> str:
 
 
 @pytest.mark.django_db
-def test_create_project_prints_the_new_keys():
+def test_create_project_prints_the_new_keys(client_for):
     output = run("plunk_create_project", "Acme shop")
 
     project = Project.objects.get()
     assert project.name == "Acme shop"
     assert PUBLIC_KEY.match(project.public_key)
-    assert SECRET_KEY.match(project.secret_key)
+    secret = re.search(r"^  secret key: (\S+)$", output, re.MULTILINE).group(1)
+    assert SECRET_KEY.match(secret)
     assert output.splitlines() == [
         f"Project Acme shop ({project.id})",
         f"  public key: {project.public_key}",
-        f"  secret key: {project.secret_key}",
+        f"  secret key: {secret}",
+        "Copy the secret key now: it is stored hashed and never shown again.",
     ]
+    # Printed once, stored as its digest only; the printed key works.
+    assert output.count(secret) == 1
+    assert project.secret_key_hash == hash_key(secret) != secret
+    assert project.secret_key_prefix == secret[:7]
+    assert client_for(secret).get("/events/names").status_code == 200
 
 
 @pytest.mark.django_db
@@ -55,8 +63,9 @@ def test_create_project_json_ends_with_one_json_line():
         "id": str(project.id),
         "name": "One",
         "public_key": project.public_key,
-        "secret_key": project.secret_key,
+        "secret_key": first["secret_key"],
     }
+    assert project.secret_key_hash == hash_key(first["secret_key"])
     assert PUBLIC_KEY.match(first["public_key"]) and SECRET_KEY.match(first["secret_key"])
     # Same name, new project, new keys.
     assert second["id"] != first["id"]
@@ -72,9 +81,11 @@ def printed(output: str, label: str) -> str:
 
 
 @pytest.mark.django_db
-def test_demo_loads_the_data_set_once_and_prints_login_and_keys():
+def test_demo_loads_the_data_set_once_and_prints_login_and_keys(client_for):
     first = run(plunk_demo.Command())
     counts = (Project.objects.count(), Contact.objects.count(), Event.objects.count())
+    first_secret = printed(first, "Secret key")
+    assert client_for(first_secret).get("/events/names").status_code == 200
     second = run(plunk_demo.Command())
 
     project = Project.objects.get()
@@ -85,15 +96,42 @@ def test_demo_loads_the_data_set_once_and_prints_login_and_keys():
     assert Workflow.objects.filter(project=project).count() == 1
     for output in (first, second):
         assert printed(output, "Public key") == project.public_key
-        assert printed(output, "Secret key") == project.secret_key
+        assert SECRET_KEY.match(printed(output, "Secret key"))
+        assert "new on every run of plunk_demo" in output
         assert printed(output, "Admin") == "http://127.0.0.1:8000/admin/"
         assert "Login:       admin / admin" in output
         assert f'-H "Authorization: Bearer {project.public_key}"' in output
         assert "curl -X POST http://127.0.0.1:8000/v1/track" in output
-    assert "created" in first.splitlines()[0] and "reused" in second.splitlines()[0]
+    events, contacts = counts[2], counts[1]
+    assert first.splitlines()[0] == (
+        f'Created the demo project "Demo": loaded {events:,} events for {contacts:,} contacts.'
+    )
+    assert second.splitlines()[0] == (
+        f'Reused the demo project "Demo": its {contacts:,} contacts and {events:,} events'
+        " were already loaded."
+    )
+    # Each run rotates the secret key (only that one) and prints the new one, which works.
+    second_secret = printed(second, "Secret key")
+    assert second_secret != first_secret
+    assert project.secret_key_hash == hash_key(second_secret)
+    assert client_for(first_secret).get("/events/names").status_code == 401
+    assert client_for(second_secret).get("/events/names").status_code == 200
+    assert f'-H "Authorization: Bearer {second_secret}"' in second
 
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff and admin.check_password("admin")
+
+
+@pytest.mark.django_db
+def test_demo_prints_urls_for_its_port():
+    output = run(plunk_demo.Command(), "--port", "8001")
+    assert printed(output, "Admin") == "http://127.0.0.1:8001/admin/"
+    assert printed(output, "API docs") == "http://127.0.0.1:8001/docs/"
+    assert "curl -X POST http://127.0.0.1:8001/v1/track" in output
+    assert "curl 'http://127.0.0.1:8001/events?limit=5'" in output
+    assert ":8000" not in output
+    with pytest.raises(CommandError, match="--port must be between 1 and 65535"):
+        run(plunk_demo.Command(), "--port", "0")
 
 
 @pytest.mark.django_db

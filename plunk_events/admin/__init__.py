@@ -45,12 +45,6 @@ def pretty_json(value) -> str:
     return format_html('<pre class="plunk-json">{}</pre>', text)
 
 
-def mask_key(key: str) -> str:
-    """``sk_1a2b…9f0e``: enough to recognise a key, not to use it."""
-    prefix, _, rest = key.partition("_")
-    return f"{prefix}_{rest[:4]}…{rest[-4:]}" if len(rest) > 8 else "…"
-
-
 def adopt(obj, saved) -> None:
     """Copy a row saved by a service onto the admin's instance (which the admin logs and shows)."""
     for f in obj._meta.concrete_fields:
@@ -519,12 +513,12 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "public_key_masked", "secret_key_masked", "created_at", "links")
+    list_display = ("name", "public_key", "secret_key_masked", "created_at", "links")
     search_fields = ("name",)
     actions = [regenerate_project_keys]
     readonly_fields = (
         "id",
-        "public_key_masked",
+        "public_key",
         "secret_key_masked",
         "created_at",
         "events_rolled_until",
@@ -540,13 +534,10 @@ class ProjectAdmin(admin.ModelAdmin):
         # Deleting a project removes all of its events and contacts: not a one-click admin job.
         return False
 
-    @admin.display(description="public key")
-    def public_key_masked(self, obj):
-        return mask_key(obj.public_key)
-
     @admin.display(description="secret key")
     def secret_key_masked(self, obj):
-        return mask_key(obj.secret_key)
+        """Only the stored prefix: the secret key is hashed, shown once when it is made."""
+        return f"{obj.secret_key_prefix}…" if obj.secret_key_prefix else "—"
 
     @admin.display(description="browse")
     def links(self, obj):
@@ -569,7 +560,9 @@ class ProjectAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
         else:
-            adopt(obj, create_project(obj.name))
+            saved = create_project(obj.name)
+            adopt(obj, saved)
+            obj.secret_key = saved.secret_key  # for response_add, the one page that shows it
 
     def response_add(self, request, obj, post_url_continue=None):
         return render_keys(self, request, [obj], title=f"Project “{obj}” created")

@@ -3,6 +3,9 @@
 ``SecretKeyAuthentication`` guards the dashboard routes (``sk_`` only); ``TrackKeyAuthentication``
 guards ``/v1/track`` (``pk_``, and ``sk_`` unless ``TRACK_REQUIRE_PUBLIC_KEY``). Every failure is
 a 401 in the error envelope; ``authenticate_header`` keeps DRF from turning it into a 403.
+
+Secret keys are stored as SHA-256 digests (:func:`plunk_events.models.hash_key`): a presented key
+is hashed once and looked up, and cached, by its digest; public keys are looked up as they are.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from ..conf import conf
-from ..models import Project
+from ..models import Project, hash_key
 
 BEARER_FORMAT = (
     'Authorization header must use Bearer token format: "Authorization: Bearer YOUR_API_KEY"'
@@ -27,12 +30,24 @@ MISSING_AUTH_SUGGESTION = (
 INVALID_KEY_SUGGESTION = (
     'Verify your API key is correct and starts with "sk_" for secret keys or "pk_" for public keys.'
 )
+INVALID_SECRET_KEY = (
+    "Invalid secret API key. This endpoint requires a secret key (sk_*), not a public key."
+)
+#: Plunk's words on /v1/track, where it takes only the public key (TRACK_REQUIRE_PUBLIC_KEY).
+INVALID_PUBLIC_KEY = (
+    "Invalid public API key. Ensure you are using a public key (pk_*) for this endpoint."
+)
+#: On /v1/track when the secret key is accepted too (the default).
+INVALID_TRACK_KEY = (
+    "Invalid API key. This endpoint accepts a public key (pk_*) or a secret key (sk_*)."
+)
 
 
 class _KeyCache:
     """Projects found by key in the last ``API_KEY_CACHE_SECONDS``, per process.
 
-    Saves the key lookup's round trip on every request. Only hits are kept, so unknown keys
+    Saves the key lookup's round trip on every request. Entries are keyed on the digest of the
+    presented key, so no plaintext key is kept in memory. Only hits are kept, so unknown keys
     always reach the database; a regenerated key pair stops working in this process at once and
     in other processes within the TTL.
     """
@@ -40,19 +55,19 @@ class _KeyCache:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], tuple[float, Project]] = {}
 
-    def get(self, kind: str, key: str) -> Project | None:
-        entry = self._entries.get((kind, key))
+    def get(self, kind: str, digest: str) -> Project | None:
+        entry = self._entries.get((kind, digest))
         if entry is None or entry[0] < time.monotonic() or conf.API_KEY_CACHE_SECONDS <= 0:
             return None
         return entry[1]
 
-    def put(self, kind: str, key: str, project: Project) -> None:
+    def put(self, kind: str, digest: str, project: Project) -> None:
         ttl = conf.API_KEY_CACHE_SECONDS
         if ttl <= 0:
             return
         if len(self._entries) > 10_000:  # bounded: stale entries of rotated keys go too
             self._entries.clear()
-        self._entries[(kind, key)] = (time.monotonic() + ttl, project)
+        self._entries[(kind, digest)] = (time.monotonic() + ttl, project)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -90,7 +105,6 @@ class _ProjectKeyAuthentication(BaseAuthentication):
     missing_code = "UNAUTHORIZED"
     missing_message = "You need to be authenticated to do this"
     missing_suggestion: str | None = None
-    invalid_message = ""
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
@@ -106,17 +120,23 @@ class _ProjectKeyAuthentication(BaseAuthentication):
         if len(parts) != 2 or parts[0] != "Bearer" or not parts[1]:
             raise ApiKeyError("MISSING_AUTH", BEARER_FORMAT, MISSING_AUTH_SUGGESTION)
         key = parts[1]
+        digest = hash_key(key)
         scope = self.cache_scope()
-        project = key_cache.get(scope, key)
+        project = key_cache.get(scope, digest)
         if project is None:
-            project = self.find_project(key)
+            project = self.find_project(key, digest)
             if project is None:
-                raise ApiKeyError("INVALID_API_KEY", self.invalid_message, INVALID_KEY_SUGGESTION)
-            key_cache.put(scope, key, project)
-        kind = "secret" if constant_time_compare(project.secret_key, key) else "public"
+                raise ApiKeyError("INVALID_API_KEY", self.invalid_message(), INVALID_KEY_SUGGESTION)
+            key_cache.put(scope, digest, project)
+        kind = "secret" if constant_time_compare(project.secret_key_hash, digest) else "public"
         return ProjectPrincipal(project, kind), project
 
-    def find_project(self, key: str) -> Project | None:
+    def find_project(self, key: str, digest: str) -> Project | None:
+        """The project ``key`` (whose :func:`hash_key` is ``digest``) opens, if any."""
+        raise NotImplementedError
+
+    def invalid_message(self) -> str:
+        """The message of the 401 for a key this class does not accept."""
         raise NotImplementedError
 
     def cache_scope(self) -> str:
@@ -125,13 +145,12 @@ class _ProjectKeyAuthentication(BaseAuthentication):
 
 
 class SecretKeyAuthentication(_ProjectKeyAuthentication):
-    invalid_message = (
-        "Invalid secret API key. This endpoint requires a secret key (sk_*), not a public key."
-    )
+    def invalid_message(self) -> str:
+        return INVALID_SECRET_KEY
 
-    def find_project(self, key: str) -> Project | None:
-        project = _one(Project.objects.filter(secret_key=key))
-        if project is not None and constant_time_compare(project.secret_key, key):
+    def find_project(self, key: str, digest: str) -> Project | None:
+        project = _one(Project.objects.filter(secret_key_hash=digest))
+        if project is not None and constant_time_compare(project.secret_key_hash, digest):
             return project
         return None
 
@@ -140,23 +159,24 @@ class TrackKeyAuthentication(_ProjectKeyAuthentication):
     missing_code = "MISSING_AUTH"
     missing_message = "Authorization header is required"
     missing_suggestion = MISSING_AUTH_SUGGESTION
-    invalid_message = (
-        "Invalid public API key. Ensure you are using a public key (pk_*) for this endpoint."
-    )
+
+    def invalid_message(self) -> str:
+        return INVALID_PUBLIC_KEY if conf.TRACK_REQUIRE_PUBLIC_KEY else INVALID_TRACK_KEY
 
     def cache_scope(self) -> str:
         return f"track:{'public' if conf.TRACK_REQUIRE_PUBLIC_KEY else 'any'}"
 
-    def find_project(self, key: str) -> Project | None:
+    def find_project(self, key: str, digest: str) -> Project | None:
         if conf.TRACK_REQUIRE_PUBLIC_KEY:
             match = Q(public_key=key)
         else:
-            match = Q(public_key=key) | Q(secret_key=key)
+            match = Q(public_key=key) | Q(secret_key_hash=digest)
         project = _one(Project.objects.filter(match))
         if project is None:
             return None
         if constant_time_compare(project.public_key, key) or (
-            not conf.TRACK_REQUIRE_PUBLIC_KEY and constant_time_compare(project.secret_key, key)
+            not conf.TRACK_REQUIRE_PUBLIC_KEY
+            and constant_time_compare(project.secret_key_hash, digest)
         ):
             return project
         return None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -18,6 +20,7 @@ from plunk_events.models import (
     Segment,
     Workflow,
     WorkflowStep,
+    hash_key,
 )
 from plunk_events.services import automation, store
 
@@ -204,9 +207,15 @@ def test_static_segment_drops_its_condition(admin_client, project):
     assert Segment.objects.get().condition is None
 
 
+#: The lease of a live deletion worker (issue 7).
+LATER = datetime(2999, 1, 1, tzinfo=UTC)
+
+
 def test_segment_cannot_reference_a_name_being_deleted(admin_client, project, referenced):
     segment = referenced[0]
-    EventDeletion.objects.create(project=project, name="purchase", cutoff=project.created_at)
+    EventDeletion.objects.create(  # a live worker is deleting it
+        project=project, name="purchase", cutoff=project.created_at, lease_expires_at=LATER
+    )
     url = reverse("admin:plunk_events_segment_change", args=[segment.pk])
     response = admin_client.post(url, segment_form(project, name="Signed up"))
     assert response.status_code == 200
@@ -345,7 +354,9 @@ def test_workflow_change_updates_trigger_and_steps(admin_client, project):
 
 
 def test_workflow_cannot_reference_a_name_being_deleted(admin_client, project):
-    EventDeletion.objects.create(project=project, name="signup", cutoff=project.created_at)
+    EventDeletion.objects.create(  # a live worker is deleting it
+        project=project, name="signup", cutoff=project.created_at, lease_expires_at=LATER
+    )
     response = admin_client.post(reverse("admin:plunk_events_workflow_add"), workflow_form(project))
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {
@@ -374,14 +385,19 @@ def test_workflow_delete_goes_through_the_service(admin_client, project, referen
 # Projects
 
 
-def test_project_keys_are_masked(admin_client, project):
+def shown_secret_keys(html: str) -> list[str]:
+    return re.findall(r"sk_[0-9a-f]{48}", html)
+
+
+def test_project_pages_show_the_public_key_and_only_the_secret_prefix(admin_client, project):
     for url in (
         reverse("admin:plunk_events_project_changelist"),
         reverse("admin:plunk_events_project_change", args=[project.pk]),
     ):
         html = admin_client.get(url).content.decode()
-        assert project.secret_key not in html and project.public_key not in html
-        assert f"sk_{project.secret_key[3:7]}…{project.secret_key[-4:]}" in html
+        assert project.public_key in html  # public keys ship to browsers anyway
+        assert shown_secret_keys(html) == [] and project.secret_key_hash not in html
+        assert f"{project.secret_key[:7]}…" in html
     assert (
         admin_client.get(
             reverse("admin:plunk_events_project_delete", args=[project.pk])
@@ -390,13 +406,17 @@ def test_project_keys_are_masked(admin_client, project):
     )
 
 
-def test_project_add_shows_the_keys_once(admin_client, db):
+def test_project_add_shows_the_keys_once(admin_client, client_for, db):
     response = admin_client.post(reverse("admin:plunk_events_project_add"), {"name": "Gamma"})
     assert response.status_code == 200
     project = Project.objects.get(name="Gamma")
     html = response.content.decode()
-    assert project.secret_key in html and project.public_key in html
-    assert project.secret_key.startswith("sk_") and project.public_key.startswith("pk_")
+    (secret,) = shown_secret_keys(html)
+    assert hash_key(secret) == project.secret_key_hash and project.public_key in html
+    assert project.public_key.startswith("pk_")
+    assert client_for(secret).get("/events/names").status_code == 200
+    change = admin_client.get(reverse("admin:plunk_events_project_change", args=[project.pk]))
+    assert secret not in change.content.decode()
 
 
 def test_regenerate_keys_confirms_then_replaces_both_keys(admin_client, project, client_for):
@@ -408,20 +428,24 @@ def test_regenerate_keys_confirms_then_replaces_both_keys(admin_client, project,
     html = confirm.content.decode()
     assert "The current keys stop working</strong>" in html
     assert '<input type="hidden" name="post" value="yes">' in html
+    assert shown_secret_keys(html) == []
     project.refresh_from_db()
-    assert project.secret_key == old_sk
+    assert project.secret_key_hash == hash_key(old_sk) and project.public_key == old_pk
 
     done = admin_client.post(changelist, {**data, "post": "yes"})
     assert done.status_code == 200
     project.refresh_from_db()
-    assert project.secret_key != old_sk and project.public_key != old_pk
-    assert project.secret_key in done.content.decode()
+    (new_sk,) = shown_secret_keys(done.content.decode())  # shown once, on this page
+    assert project.secret_key_hash == hash_key(new_sk) and new_sk != old_sk
+    assert project.public_key != old_pk and project.public_key in done.content.decode()
     assert messages_of(done) == [
         "Regenerated the keys of 1 project. The old keys stop working at once here, and within"
         " API_KEY_CACHE_SECONDS in the site's other server processes."
     ]
     assert client_for(old_sk).get("/events/names").status_code == 401
-    assert client_for(project.secret_key).get("/events/names").status_code == 200
+    assert client_for(new_sk).get("/events/names").status_code == 200
+    change = admin_client.get(reverse("admin:plunk_events_project_change", args=[project.pk]))
+    assert shown_secret_keys(change.content.decode()) == []
     entry = LogEntry.objects.get()
     assert (entry.object_id, entry.action_flag, entry.change_message) == (
         str(project.pk),

@@ -3,12 +3,16 @@ exact 401 envelopes, and never a 403."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 
-from plunk_events.models import Event
+from plunk_events.api.authentication import key_cache
+from plunk_events.models import Event, Project
+from plunk_events.services.projects import regenerate_keys
 
 from .helpers import INVALID_KEY_SUGGESTION, MISSING_AUTH_SUGGESTION, assert_error, counts
 
@@ -23,6 +27,7 @@ INVALID_PUBLIC = (
 INVALID_SECRET = (
     "Invalid secret API key. This endpoint requires a secret key (sk_*), not a public key."
 )
+INVALID_TRACK = "Invalid API key. This endpoint accepts a public key (pk_*) or a secret key (sk_*)."
 
 TRACK_BODY = {"email": "a@example.com", "event": "signed_up"}
 
@@ -108,13 +113,18 @@ def test_malformed_header_is_missing_auth_on_every_route(
     assert counts(project) == (0, 0)
 
 
+@pytest.mark.parametrize(
+    ("require_public", "message"), [(False, INVALID_TRACK), (True, INVALID_PUBLIC)]
+)
 @pytest.mark.parametrize("key", ["pk_" + "0" * 48, "sk_" + "0" * 48, "nonsense"])
 @pytest.mark.parametrize(("method", "path", "body"), TRACK_ROUTES)
-def test_unknown_key_on_track_routes(client_for, project, key, method, path, body):
-    response = call(client_for(key), method, path, body)
-    assert_error(
-        response, 401, "INVALID_API_KEY", INVALID_PUBLIC, suggestion=INVALID_KEY_SUGGESTION
-    )
+def test_unknown_key_on_track_routes(
+    client_for, project, key, method, path, body, require_public, message
+):
+    """The message names the keys the route takes under TRACK_REQUIRE_PUBLIC_KEY."""
+    with override_settings(PLUNK_EVENTS={"TRACK_REQUIRE_PUBLIC_KEY": require_public}):
+        response = call(client_for(key), method, path, body)
+    assert_error(response, 401, "INVALID_API_KEY", message, suggestion=INVALID_KEY_SUGGESTION)
     assert_www_authenticate(response)
     assert counts() == (0, 0)
 
@@ -195,8 +205,6 @@ def test_a_cached_key_still_follows_the_route_rules(project, client_for):
 
 
 def test_regenerated_keys_stop_working_at_once_in_this_process(project, client_for):
-    from plunk_events.services.projects import regenerate_keys
-
     old = client_for(project.secret_key)
     assert old.get("/events").status_code == 200  # now cached
     regenerate_keys(project)
@@ -214,3 +222,64 @@ def test_the_key_cache_saves_the_lookup(project, client_for, django_assert_num_q
         django_assert_num_queries(5),
     ):
         sk.get("/events/names")
+
+
+def test_secret_keys_are_stored_as_digests(project):
+    """The row holds the SHA-256 of the secret key and its display prefix, never the key."""
+    table = Project._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+        columns = [c[0] for c in cursor.description]
+        (row,) = cursor.fetchall()
+    stored = dict(zip(columns, row, strict=True))
+    assert "secret_key" not in stored
+    assert stored["secret_key_hash"] == hashlib.sha256(project.secret_key.encode()).hexdigest()
+    assert stored["secret_key_prefix"] == project.secret_key[:7]
+    assert stored["public_key"] == project.public_key  # public keys stay readable
+    assert not any(project.secret_key in str(value) for value in stored.values())
+    with pytest.raises(AttributeError, match="stored hashed"):
+        _ = Project.objects.get(pk=project.pk).secret_key
+
+
+@override_settings(PLUNK_EVENTS={"API_KEY_CACHE_SECONDS": 0})
+def test_both_keys_are_found_by_a_fresh_lookup(project, other_project, client_for):
+    assert client_for(project.secret_key).get("/events").status_code == 200
+    response = client_for(other_project.public_key).post("/v1/track", TRACK_BODY, format="json")
+    assert response.status_code == 200
+    assert counts(other_project) == (1, 1) and counts(project) == (0, 0)
+    track = client_for(project.secret_key).post("/v1/track", TRACK_BODY, format="json")
+    assert track.status_code == 200 and counts(project) == (1, 1)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [TRACK_ROUTES[0], EVENTS_ROUTES[0]])
+def test_the_stored_digest_is_not_a_key(project, client_for, method, path, body):
+    """Whoever reads the table cannot use what is in it."""
+    for stolen in (project.secret_key_hash, project.secret_key_prefix):
+        response = call(client_for(stolen), method, path, body)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "INVALID_API_KEY"
+
+
+@override_settings(PLUNK_EVENTS={"API_KEY_CACHE_SECONDS": 0})
+def test_regenerated_secret_key_is_refused_by_the_database_lookup(project, client_for):
+    old_secret, old_public = project.secret_key, project.public_key
+    regenerate_keys(project)
+    assert client_for(old_secret).get("/events").status_code == 401
+    assert client_for(old_secret).post("/v1/track", TRACK_BODY, format="json").status_code == 401
+    assert client_for(old_public).post("/v1/track", TRACK_BODY, format="json").status_code == 401
+    assert client_for(project.secret_key).get("/events").status_code == 200
+    assert (
+        client_for(project.public_key).post("/v1/track", TRACK_BODY, format="json").status_code
+        == 200
+    )
+
+
+def test_the_key_cache_holds_digests_not_keys(project, client_for):
+    key_cache.clear()
+    client_for(project.secret_key).get("/events")
+    client_for(project.public_key).post("/v1/track", TRACK_BODY, format="json")
+    cached = {digest for _scope, digest in key_cache._entries}
+    assert cached == {
+        hashlib.sha256(project.secret_key.encode()).hexdigest(),
+        hashlib.sha256(project.public_key.encode()).hexdigest(),
+    }

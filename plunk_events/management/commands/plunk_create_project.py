@@ -8,7 +8,10 @@ from plunk_events.services.projects import create_project
 
 
 class Command(BaseCommand):
-    help = "Create a project with a fresh public/secret key pair and print the keys."
+    help = (
+        "Create a project with a fresh public/secret key pair and print the keys. The secret key"
+        " is stored hashed: this is the only time it is shown."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("name")
@@ -31,3 +34,4 @@ class Command(BaseCommand):
         self.stdout.write(f"Project {project.name} ({project.id})")
         self.stdout.write(f"  public key: {project.public_key}")
         self.stdout.write(f"  secret key: {project.secret_key}")
+        self.stdout.write("Copy the secret key now: it is stored hashed and never shown again.")

@@ -198,7 +198,8 @@ class Command(BaseCommand):
                                 "events": plan.events,
                                 "contacts": plan.contacts,
                                 "public_key": p.public_key,
-                                "secret_key": p.secret_key,
+                                # null for --append: an existing key is stored hashed
+                                "secret_key": getattr(p, "secret_key", None),
                             }
                             for p, plan in zip(projects, plans, strict=True)
                         ],

@@ -1,10 +1,11 @@
-"""``manage.py plunk_demo``: the demo data set of ``make demo``, then the login and both API keys.
+"""``manage.py plunk_demo``: the demo data set of ``make demo``, then the login and the API keys.
 
 Loads one project "Demo" with a few hundred contacts and a few thousand events over the last 90
 days (system events included), one segment and one workflow that reference event names, and an
 ``admin``/``admin`` superuser. Safe to run again: an existing "Demo" project, its data and the
 superuser are reused, never duplicated. The data is generated from a fixed seed, so every run
-produces the same contacts and events (relative to the current hour).
+produces the same contacts and events (relative to the current hour). Secret keys are stored
+hashed, so every run gives the project a new secret key to print (the public key stays).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import uuid
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from plunk_events.models import Event, Project, Segment, Workflow
 from plunk_events.services import automation, store
-from plunk_events.services.projects import create_project
+from plunk_events.services.projects import create_project, regenerate_keys
 
 PROJECT_NAME = "Demo"
 ADMIN_USERNAME = "admin"
@@ -161,25 +162,34 @@ def row(email, name, data, created_at, *, subscribed=None, email_id=None) -> dic
 
 
 class Command(BaseCommand):
-    help = "Load the demo data set (project 'Demo', contacts, events, a segment, a workflow) and print the login and API keys."
+    help = (
+        "Load the demo data set (project 'Demo', contacts, events, a segment, a workflow) and"
+        " print the login and API keys; the secret key is new on every run."
+    )
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--port", type=int, default=8000, help="Port the printed URLs use (default 8000)."
+        )
+
+    def handle(self, *args, port, **options):
+        if not 0 < port < 65536:
+            raise CommandError(f"--port must be between 1 and 65535, not {port}")
         project, created = self.demo_project()
-        if Event.objects.filter(project=project).exists():
-            loaded = "already loaded"
-        else:
+        loaded = not Event.objects.filter(project=project).exists()
+        if loaded:
             now = timezone.now().replace(minute=0, second=0, microsecond=0)
-            written = store.import_events(project, demo_rows(now))
-            loaded = f"loaded {written} events"
+            store.import_events(project, demo_rows(now))
         self.ensure_segment(project)
         self.ensure_workflow(project)
         self.ensure_admin()
-        self.report(project, created, loaded)
+        self.report(project, created, loaded, f"http://127.0.0.1:{port}")
 
     def demo_project(self) -> tuple[Project, bool]:
+        """The "Demo" project, with its plaintext secret key: new, or the old one's replaced."""
         project = Project.objects.filter(name=PROJECT_NAME).order_by("created_at").first()
         if project is not None:
-            return project, False
+            return regenerate_keys(project, public=False), False
         return create_project(PROJECT_NAME), True
 
     def ensure_segment(self, project: Project) -> None:
@@ -195,30 +205,32 @@ class Command(BaseCommand):
         if not users.filter(username=ADMIN_USERNAME).exists():
             users.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
 
-    def report(self, project: Project, created: bool, loaded: str) -> None:
+    def report(self, project: Project, created: bool, loaded: bool, base: str) -> None:
         contacts = project.contacts.count()
         events = Event.objects.filter(project=project).count()
-        state = "created" if created else "reused"
+        name = f'"{project.name}"'
+        head = f"Created the demo project {name}" if created else f"Reused the demo project {name}"
+        if loaded:
+            tail = f"loaded {events:,} events for {contacts:,} contacts."
+        else:
+            tail = f"its {contacts:,} contacts and {events:,} events were already loaded."
         out = self.stdout.write
-        out(
-            f"Demo project {project.name!r} {state}, data {loaded}: {contacts} contacts, {events} events."
-        )
+        out(f"{head}: {tail}")
         out("")
-        out("Admin:       http://127.0.0.1:8000/admin/")
+        out(f"Admin:       {base}/admin/")
         out(f"Login:       {ADMIN_USERNAME} / {ADMIN_PASSWORD}")
         out(f"Public key:  {project.public_key}")
         out(f"Secret key:  {project.secret_key}")
-        out("API docs:    http://127.0.0.1:8000/docs/")
+        out("             (new on every run of plunk_demo, and the previous one stops working:")
+        out("             secret keys are stored hashed, so this is the only time it is shown)")
+        out(f"API docs:    {base}/docs/")
         out("")
         out("Track an event:")
         out(
-            "  curl -X POST http://127.0.0.1:8000/v1/track"
+            f"  curl -X POST {base}/v1/track"
             f' -H "Authorization: Bearer {project.public_key}"'
             ' -H "Content-Type: application/json"'
             """ -d '{"email": "jane@example.com", "event": "signed_up", "data": {"plan": "pro"}}'"""
         )
         out("Then list the newest events:")
-        out(
-            "  curl 'http://127.0.0.1:8000/events?limit=5'"
-            f' -H "Authorization: Bearer {project.secret_key}"'
-        )
+        out(f"  curl '{base}/events?limit=5' -H \"Authorization: Bearer {project.secret_key}\"")
