@@ -3,12 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .PHONY: help install demo test test-postgres test-pg lint format migrations-check schema bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+	@awk -F':.*## ' '/^[a-z-]+:.*## /{gsub(/\$$\$$/, "$$", $$2); printf "  %-17s %s\n", $$1, $$2}' $(firstword $(MAKEFILE_LIST))
+	@echo
+	@echo "Variables: PORT=$(PORT) (demo, e.g. make demo PORT=8001)"
+	@echo "           PG_URL=$(PG_URL) (test-postgres, bench; DATABASE_URL wins)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,24 +24,24 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the app with its dev tools
 
-demo: $(STAMP)  ## migrate SQLite, load demo data, print login and keys, serve on :8000
+demo: $(STAMP)  ## migrate SQLite, load demo data, print login and a new secret key, serve on :$$PORT
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py plunk_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py plunk_demo --port $(PORT)
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: $(STAMP)  ## the whole suite on SQLite
 	$(BIN)/pytest
 
-test-postgres: $(STAMP)  ## the whole suite on PostgreSQL ($$PG_URL)
+test-postgres: $(STAMP)  ## the whole suite on PostgreSQL ($$DATABASE_URL, else $$PG_URL)
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/pytest
 
-test-pg: test-postgres
+test-pg: test-postgres  ## same as test-postgres
 
 lint: $(STAMP)  ## ruff check + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format: $(STAMP)  ## ruff fix + format, in place
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
@@ -47,8 +51,8 @@ migrations-check: $(STAMP)  ## fail if a model change has no migration
 schema: $(STAMP)  ## validate the OpenAPI schema
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
-bench: $(STAMP)  ## benchmarks on PostgreSQL (see BENCHMARKS.md)
+bench: $(STAMP)  ## benchmarks on PostgreSQL ($$DATABASE_URL, else $$PG_URL; see BENCHMARKS.md)
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/python bench/run.py
 
-clean:
+clean:  ## remove .venv, build output and demo.db
 	rm -rf $(VENV) dist build *.egg-info demo.db
