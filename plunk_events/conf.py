@@ -20,6 +20,11 @@ DEFAULTS: dict[str, Any] = {
     # may take before the next one is halved.
     "DELETE_BATCH_SIZE": 5000,
     "DELETE_BATCH_SECONDS": 0.25,
+    # The lease of the worker running a delete job: every batch commit renews it, and a job
+    # whose lease ran out (its worker was killed) is taken over by the next DELETE of the name,
+    # a segment or workflow write naming it, or ``plunk_resume_deletions``. Keep it well above
+    # the longest batch (statement_timeout) and the clock skew between hosts.
+    "DELETE_LEASE_SECONDS": 30,
     # Events older than this many seconds are folded into the rollups behind names and stats;
     # keep it well above the longest track transaction (statement_timeout).
     "ROLLUP_LAG_SECONDS": 60,

@@ -3,20 +3,22 @@
 Every create, update and delete runs in one transaction that first calls
 :func:`references.guard_new_references` with the event names the new state references. That
 takes the project lock the delete guard of ``DELETE /events/<name>`` takes, so a reference can
-never appear between the guard's check and the deletion, and names being deleted are refused.
+never appear between the guard's check and the deletion, and names being deleted are refused
+(409), unless the deletion's worker is gone: then the write finishes it and goes ahead.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from django.db import router, transaction
 from django.db.models import Prefetch
 
 from ..models import Project, Segment, Workflow, WorkflowStep
-from . import references
+from . import references, store
 from .conditions import validate_condition
 from .errors import FieldErrorList, NotFound, ValidationFailed
 from .validation import MISSING, check_event_name, type_error
@@ -26,6 +28,42 @@ MAX_WAIT_TIMEOUT_SECONDS = 31_536_000
 MAX_DELAY_SECONDS = 365 * 24 * 3600
 DELAY_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 STEP_NAME_MAX_LENGTH = 100
+
+T = TypeVar("T")
+
+
+#: Tries of a write that meets abandoned deletions (a new DELETE may start in between).
+RESUME_ATTEMPTS = 3
+
+
+def finish_abandoned_deletions(refused: references.DeletionRunning) -> bool:
+    """Finish the delete jobs that refused a write, if every one of their workers is gone.
+
+    A killed worker leaves its job RUNNING until its lease (``DELETE_LEASE_SECONDS``) runs out;
+    from then on the first write naming it takes the job over and finishes it, synchronously,
+    in bounded batches. False, doing nothing, while any of the jobs has a live worker, or if
+    another resumer claimed one first: the write is then refused with 409 as it was.
+    """
+    if not refused.abandoned:
+        return False
+    return all(store.resume_deletion(job) is not None for job in refused.jobs)
+
+
+def _finishing_abandoned_deletions(write: Callable[..., T]) -> Callable[..., T]:
+    """Run a segment or workflow write; when a deletion job whose worker is gone refuses it,
+    finish that job (outside the write's transaction) and run the write again."""
+
+    @functools.wraps(write)
+    def run(*args: Any, **kwargs: Any) -> T:
+        for _ in range(RESUME_ATTEMPTS - 1):
+            try:
+                return write(*args, **kwargs)
+            except references.DeletionRunning as refused:
+                if not finish_abandoned_deletions(refused):
+                    raise
+        return write(*args, **kwargs)
+
+    return run
 
 
 def uuid_or_404(resource: str, value: Any) -> uuid.UUID:
@@ -76,6 +114,7 @@ def _segment_condition(segment_type: str, condition: Any) -> dict | None:
     return condition
 
 
+@_finishing_abandoned_deletions
 def create_segment(
     project: Project,
     *,
@@ -102,6 +141,7 @@ def create_segment(
 SEGMENT_FIELDS = ("name", "description", "type", "condition", "track_membership")
 
 
+@_finishing_abandoned_deletions
 def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment:
     """Apply ``changes`` (any of ``SEGMENT_FIELDS``); a condition is re-validated whenever the
     segment ends up DYNAMIC, and dropped when it ends up STATIC."""
@@ -272,6 +312,7 @@ def _create_steps(alias: str, workflow: Workflow, steps: list[dict], first_order
     )
 
 
+@_finishing_abandoned_deletions
 def create_workflow(
     project: Project,
     *,
@@ -307,6 +348,7 @@ def create_workflow(
 WORKFLOW_FIELDS = ("name", "description", "enabled", "allow_reentry")
 
 
+@_finishing_abandoned_deletions
 def update_workflow(
     project: Project,
     workflow_id: Any,

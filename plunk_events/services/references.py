@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import router
+from django.utils import timezone
 
 from ..models import EventDeletion, Project, Segment, Workflow, WorkflowStep
 from .errors import Conflict
@@ -122,8 +124,49 @@ def lock_project(project: Project) -> Project:
     )
 
 
+def deletion_json(job: EventDeletion, now: datetime | None = None) -> dict[str, Any]:
+    """A RUNNING delete job as the API shows it (``usage.deletion``, 409 details).
+
+    ``status`` is ``RUNNING`` while a worker holds the job's lease and ``ABANDONED`` once the
+    lease ran out (its worker was killed); ``deleted`` counts the events deleted so far.
+    """
+    return {
+        "status": "RUNNING" if job.worker_alive(now) else "ABANDONED",
+        "deleted": job.deleted_count,
+        # Like ``store.iso_timestamp`` (the store imports this module, not the other way round).
+        "startedAt": job.created_at.astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+    }
+
+
+class DeletionRunning(Conflict):
+    """409: the names have a RUNNING delete job; ``jobs`` are those jobs, sorted by name.
+
+    Segment and workflow writes (:mod:`.automation`) finish jobs whose worker is gone and try
+    again; a job with a live worker is refused as is.
+    """
+
+    def __init__(self, message: str, jobs: list[EventDeletion]) -> None:
+        now = timezone.now()
+        super().__init__(
+            message,
+            details={
+                "eventNames": [job.name for job in jobs],
+                "deletions": [{"eventName": job.name, **deletion_json(job, now)} for job in jobs],
+            },
+        )
+        self.jobs = jobs
+
+    @property
+    def abandoned(self) -> bool:
+        """Every job's worker is gone, so finishing them would let the write through."""
+        now = timezone.now()
+        return not any(job.worker_alive(now) for job in self.jobs)
+
+
 def guard_new_references(project: Project, names: Iterable[str]) -> None:
-    """Refuse to reference an event name whose deletion is running.
+    """Refuse to reference an event name whose deletion is running (:class:`DeletionRunning`).
 
     Call inside the transaction that saves the segment or workflow; it takes the project lock
     that the delete guard also takes.
@@ -132,13 +175,12 @@ def guard_new_references(project: Project, names: Iterable[str]) -> None:
     lock_project(project)
     if not names:
         return
-    busy = sorted(
+    busy = list(
         EventDeletion.objects.using(router.db_for_write(EventDeletion))
         .filter(project=project, name__in=names, status=EventDeletion.Status.RUNNING)
-        .values_list("name", flat=True)
+        .order_by("name")
     )
     if busy:
-        raise Conflict(
-            f'Event "{busy[0]}" is being deleted and cannot be referenced',
-            details={"eventNames": busy},
+        raise DeletionRunning(
+            f'Event "{busy[0].name}" is being deleted and cannot be referenced', busy
         )

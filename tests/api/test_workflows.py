@@ -340,10 +340,11 @@ def test_replacing_the_wait_step_unblocks_deletion(sk):
 def test_names_being_deleted_cannot_be_referenced(sk, project):
     """A deletion job that is still running refuses new references (409), segment or workflow."""
     track(sk, "old")
-    store.start_deletion(project, "old")  # recorded, batches not run yet
+    store.start_deletion(project, "old")  # recorded, batches not run yet, its worker alive
 
     error = assert_envelope(create(sk, eventName="old"), 409, "CONFLICT")
-    assert error["details"] == {"eventNames": ["old"]}
+    assert error["details"]["eventNames"] == ["old"]
+    assert error["details"]["deletions"][0]["status"] == "RUNNING"
     response = create(
         sk, steps=[{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "old"}}]
     )
@@ -362,5 +363,7 @@ def test_names_being_deleted_cannot_be_referenced(sk, project):
     assert_envelope(response, 409, "CONFLICT")
     assert sk.get(f"/workflows/{workflow['id']}").json()["triggerConfig"] == {"eventName": "fresh"}
 
-    assert sk.delete("/events/old").json() == {"deletedCount": 1}  # resumes and finishes the job
+    # Its worker dies (the lease runs out): the next DELETE takes the job over and finishes it.
+    project.eventdeletion_set.update(lease_expires_at=project.created_at)
+    assert sk.delete("/events/old").json() == {"deletedCount": 1}
     assert create(sk, name="again", eventName="old").status_code == 201

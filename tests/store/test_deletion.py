@@ -73,8 +73,8 @@ def test_interrupted_deletion_resumes(project):
     job.refresh_from_db()
     assert (job.status, job.deleted_count) == (EventDeletion.Status.RUNNING, 3)
     assert Event.objects.filter(project=project, name="old").count() == 5
-    # A second DELETE of the same name resumes the same job instead of starting another.
-    assert store.start_deletion(project, "old").pk == job.pk
+    # The failing worker gave its lease up, so the job is resumable at once.
+    assert (job.owner, job.lease_expires_at, job.worker_alive()) == ("", None, False)
     call_command("plunk_resume_deletions")
     job.refresh_from_db()
     assert (job.status, job.deleted_count) == (EventDeletion.Status.DONE, 8)
@@ -87,7 +87,15 @@ def test_a_name_being_deleted_cannot_gain_a_reference(project):
     store.start_deletion(project, "old")
     with pytest.raises(Conflict) as refused:
         guard_new_references(project, {"old", "other"})
-    assert refused.value.details == {"eventNames": ["old"]}
+    assert refused.value.details["eventNames"] == ["old"]
+    assert refused.value.details["deletions"] == [
+        {
+            "eventName": "old",
+            "status": "RUNNING",
+            "deleted": 0,
+            "startedAt": store.iso_timestamp(EventDeletion.objects.get().created_at),
+        }
+    ]
     guard_new_references(project, {"other"})  # unrelated names are fine
 
 
@@ -150,7 +158,8 @@ def test_ingest_keeps_working_during_a_large_delete(project):
 @pytest.mark.django_db
 def test_a_repeated_delete_after_an_interruption_takes_newer_events_too(project, sk):
     add_events(project, "old", 2, days_ago=1)
-    store.start_deletion(project, "old")  # a request that died before deleting anything
+    job = store.start_deletion(project, "old")  # a request that died before deleting anything
+    EventDeletion.objects.filter(pk=job.pk).update(lease_expires_at=job.created_at)  # it's gone
     store.track(project, parse_track({"email": "late@example.com", "event": "old"}))
     response = sk.delete("/events/old")
     assert response.json() == {"deletedCount": 3}

@@ -6,10 +6,25 @@ from plunk_events.services import store
 
 
 class Command(BaseCommand):
-    help = "Finish delete-by-name jobs that were interrupted (a crash or a killed worker)."
+    help = (
+        "Finish abandoned delete-by-name jobs: those whose worker was killed (its lease, "
+        "PLUNK_EVENTS['DELETE_LEASE_SECONDS'], ran out) or failed. Jobs a live worker holds are "
+        "left to it unless --force is given."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help=(
+                "Take over running jobs too, without waiting for their lease to run out (for a "
+                "worker you know is dead). Safe if it is alive after all: its next batch finds "
+                "the lease gone and rolls back, so no event is deleted or counted twice."
+            ),
+        )
 
     def handle(self, *args, **options):
-        jobs = store.resume_deletions()
+        jobs = store.resume_deletions(force=options["force"])
         for job in jobs:
             self.stdout.write(f"{job.name}: {job.deleted_count} events deleted")
         self.stdout.write(f"{len(jobs)} job(s) finished")
