@@ -111,4 +111,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Rate limit counters live in the "default" cache; this site's default is local memory, so each
+# worker process counts on its own. To share them across workers and servers (README "Rate
+# limits"), use Redis (`pip install redis`):
+# CACHES = {
+#     "default": {
+#         "BACKEND": "django.core.cache.backends.redis.RedisCache",
+#         "LOCATION": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+#     }
+# }
+
 PLUNK_EVENTS: dict = {}
