@@ -21,8 +21,15 @@ from ..services.validation import check_event_name
 
 
 def _guard(form: forms.BaseForm | forms.BaseFormSet, project, names, field: str | None) -> None:
+    """The guard of the API's writes; a deletion whose worker is gone is finished first (inside
+    the admin's transaction) and the save goes ahead, as it would through the API."""
     try:
-        references.guard_new_references(project, names)
+        try:
+            references.guard_new_references(project, names)
+        except references.DeletionRunning as refused:
+            if not automation.finish_abandoned_deletions(refused):
+                raise
+            references.guard_new_references(project, names)
     except Conflict as exc:
         if isinstance(form, forms.BaseFormSet):
             raise ValidationError(exc.message) from exc

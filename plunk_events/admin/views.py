@@ -331,6 +331,9 @@ class StatsViews:
             events_url=self.events_url(project, name),
             delete_url=self.url("plunk_events_event_name_delete", project.pk, quote(name)),
             can_delete_perm=self.model_admin.has_delete_permission(request),
+            deletion=detail.usage.deletion,
+            deletion_alive=detail.usage.deletion is not None
+            and detail.usage.deletion.worker_alive(),
         )
         return TemplateResponse(request, "admin/plunk_events/event/name_detail.html", context)
 

@@ -3,16 +3,22 @@ confirmation page, the guard of DELETE /events/<name>, messages, LogEntry and pe
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.admin.utils import quote
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
+from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from plunk_events.admin.actions import execute_deletions, plan_deletions
 from plunk_events.models import Event, EventDeletion
-from plunk_events.services import automation
+from plunk_events.services import automation, store
 
 ACTION = "delete_events_with_selected_names"
 
@@ -233,3 +239,88 @@ def test_name_page_delete_needs_the_delete_permission(staff_client, seeded):
     assert viewer.get(url).status_code == 403
     assert viewer.post(url, {"post": "yes"}).status_code == 403
     assert counts(seeded)["old"] == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Unfinished delete jobs on the name page (issue 7)
+
+
+class Killed(Exception):
+    """The end of a worker in the middle of its job."""
+
+
+def interrupted(project, name, *, live: bool) -> EventDeletion:
+    """A job whose worker deleted one batch and died, its lease expired or (``live``) not yet."""
+    with override_settings(PLUNK_EVENTS={"DELETE_BATCH_SIZE": 1}):
+        job = store.start_deletion(project, name)
+
+        def die(deleted):
+            raise Killed
+
+        with pytest.raises(Killed):
+            store.run_deletion(job, on_batch=die)
+    expires = timezone.now() + timedelta(minutes=5) if live else datetime(2000, 1, 1, tzinfo=UTC)
+    EventDeletion.objects.filter(pk=job.pk).update(owner="dead", lease_expires_at=expires)
+    job.refresh_from_db()
+    return job
+
+
+def name_page(client, project, name) -> str:
+    url = reverse("admin:plunk_events_event_name_stats", args=[project.pk, quote(name)])
+    response = client.get(url)
+    assert response.status_code == 200
+    return re.sub(r"\s+", " ", response.content.decode())
+
+
+def test_name_page_shows_a_running_deletion(admin_client, seeded):
+    job = interrupted(seeded, "old", live=True)
+    html = name_page(admin_client, seeded, "old")
+    assert '<div class="module plunk-module plunk-deletion" id="plunk-deletion">' in html
+    assert "<h2>Deletion in progress</h2>" in html
+    assert '<th scope="row">Deleted so far</th><td class="num">1</td>' in html
+    started = timezone.localtime(job.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    assert f'<th scope="row">Started at</th><td>{started}</td>' in html
+    assert '<th scope="row">Worker alive</th><td>Yes (lease until' in html
+    assert "No: it is being deleted" in html
+    assert "a worker is deleting them already" in html
+    # The name page's delete is refused while the worker lives.
+    response = admin_client.post(detail_delete_url(seeded, "old"), {"post": "yes"})
+    assert messages_of(response) == [
+        '“old” was not deleted: Event "old" is already being deleted by another worker'
+    ]
+    assert counts(seeded)["old"] == 2
+
+
+def test_name_page_shows_an_abandoned_deletion_and_its_delete_finishes_it(admin_client, seeded):
+    job = interrupted(seeded, "old", live=False)
+    html = name_page(admin_client, seeded, "old")
+    assert "<h2>Deletion abandoned</h2>" in html
+    assert '<th scope="row">Worker alive</th><td>No</td>' in html
+    assert "Finishes the abandoned deletion." in html
+    response = admin_client.post(detail_delete_url(seeded, "old"), {"post": "yes"})
+    assert messages_of(response) == ["Deleted 3 “old” events in project “Acme”."]
+    job.refresh_from_db()
+    assert (job.status, job.deleted_count) == (EventDeletion.Status.DONE, 3)
+    assert 'id="plunk-deletion"' not in name_page(admin_client, seeded, "old")
+
+
+def test_admin_segment_naming_an_abandoned_deletion_finishes_it(admin_client, seeded):
+    job = interrupted(seeded, "old", live=False)
+    condition = {
+        "logic": "AND",
+        "groups": [{"filters": [{"field": "event.old", "operator": "triggered"}]}],
+    }
+    response = admin_client.post(
+        reverse("admin:plunk_events_segment_add"),
+        {
+            "project": str(seeded.pk),
+            "name": "Old",
+            "description": "",
+            "type": "DYNAMIC",
+            "condition": json.dumps(condition),
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    job.refresh_from_db()
+    assert (job.status, job.deleted_count) == (EventDeletion.Status.DONE, 3)
+    assert "old" not in counts(seeded)
