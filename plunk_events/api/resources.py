@@ -36,7 +36,13 @@ E422 = {
     400: _error("Malformed JSON"),
     422: _error("Validation failed; `errors[]` names each field by its path"),
 }
-E409 = {409: _error("An event name the new state references is being deleted")}
+E409 = {
+    409: _error(
+        "An event name the new state references is being deleted by a live worker; "
+        "`error.details.deletions` lists the jobs. A job whose worker is gone is finished "
+        "first and the write goes ahead."
+    )
+}
 
 
 def id_parameter(resource: str) -> OpenApiParameter:

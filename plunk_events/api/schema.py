@@ -169,15 +169,41 @@ class NamedRefSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+class EventDeletionSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["RUNNING", "ABANDONED"],
+        help_text="RUNNING while a worker holds the job's lease; ABANDONED once the lease ran "
+        "out (its worker was killed): the next DELETE of the name, or a segment or workflow "
+        "write naming it, finishes the job.",
+    )
+    deleted = serializers.IntegerField(help_text="Events deleted so far.")
+    startedAt = serializers.DateTimeField(help_text="When the first DELETE of the job came in.")
+
+
 class EventUsageResponse(serializers.Serializer):
     usedInSegments = NamedRefSerializer(many=True)
     usedInWorkflows = NamedRefSerializer(many=True)
     totalCount = serializers.IntegerField()
     uniqueContacts = serializers.IntegerField()
-    canDelete = serializers.BooleanField()
+    canDelete = serializers.BooleanField(
+        help_text="Not a system event, not referenced, and not being deleted by a live worker."
+    )
     isSystemEvent = serializers.BooleanField(
         help_text="Extension: system events can never be deleted."
     )
+    deletion = EventDeletionSerializer(
+        required=False,
+        help_text="Extension, present only while a delete job of the name is unfinished.",
+    )
+
+
+#: 409 of ``DELETE /events/<name>`` while a live worker is deleting the name already.
+ERROR_409_DELETION_RUNNING = {
+    409: _error(
+        "Being deleted by a live worker already (code CONFLICT); `error.details.deletion` is the "
+        "job, as in `GET /events/{eventName}/usage`."
+    )
+}
 
 
 class DeleteEventsResponse(serializers.Serializer):

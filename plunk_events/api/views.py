@@ -267,7 +267,11 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
 
     @extend_schema(
         operation_id="deleteEventsByName",
-        responses={200: schema.DeleteEventsResponse, **schema.ERRORS_400_401},
+        responses={
+            200: schema.DeleteEventsResponse,
+            **schema.ERRORS_400_401,
+            **schema.ERROR_409_DELETION_RUNNING,
+        },
         tags=["Events"],
     )
     def destroy(self, request, eventName: str, **kwargs):

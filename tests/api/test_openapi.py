@@ -126,14 +126,20 @@ def test_events_response_shapes(schema):
     stats = ok("/events/stats")
     assert stats["type"] == "array"
     assert set(resolve(schema, stats["items"])["properties"]) == {"name", "count"}
-    assert set(ok("/events/{eventName}/usage")["properties"]) == {
+    usage = ok("/events/{eventName}/usage")
+    assert set(usage["properties"]) == {
         "usedInSegments",
         "usedInWorkflows",
         "totalCount",
         "uniqueContacts",
         "canDelete",
         "isSystemEvent",
+        "deletion",
     }
+    assert "deletion" not in usage["required"]  # only while a delete job is unfinished
+    deletion = usage["properties"]["deletion"]
+    deletion = resolve(schema, deletion.get("allOf", [deletion])[0])
+    assert set(deletion["properties"]) == {"status", "deleted", "startedAt"}
     assert set(ok("/events/{eventName}", "delete")["properties"]) == {"deletedCount"}
     params = {p["name"] for p in schema["paths"]["/events"]["get"]["parameters"]}
     assert params == {"eventName", "limit", "cursor"}
