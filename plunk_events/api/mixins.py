@@ -10,7 +10,7 @@ from rest_framework.renderers import JSONRenderer
 from ..services.errors import FieldErrorList, ValidationFailed
 from .authentication import SecretKeyAuthentication
 from .exceptions import REQUEST_ID_HEADER, plunk_exception_handler, request_id_for
-from .parsers import StorableJSONParser, storable_string_problem
+from .parsers import StorableJSONParser, json_body_encoding, storable_string_problem
 from .throttling import ApiRateThrottle, AuthFailureThrottle, PlunkRateThrottle
 
 
@@ -30,6 +30,9 @@ class PlunkAPIMixin:
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if has_body(request):
+            # Checked on every route, before anything reads the body: a 415, not a decompression.
+            json_body_encoding(request.content_type)
         # Query and path values reach SQL too; one the database cannot store is a 422, not a 500.
         errors = FieldErrorList()
         values = [*request.query_params.items(), *kwargs.items()]
@@ -79,10 +82,16 @@ class PlunkAPIMixin:
         return self.request.auth
 
 
+def has_body(request) -> bool:
+    meta = request.META
+    return meta.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in meta
+
+
 class IgnoreClientContentNegotiation:
-    """Always answer JSON, whatever the Accept header says (Plunk does)."""
+    """Always answer JSON, whatever the Accept header says (Plunk does); read only JSON bodies."""
 
     def select_parser(self, request, parsers):
+        json_body_encoding(request.content_type)
         return parsers[0]
 
     def select_renderer(self, request, renderers, format_suffix=None):
