@@ -20,6 +20,18 @@ from rest_framework.response import Response
 from ..services.errors import FieldErrorList, ValidationFailed
 
 
+def enum_param(params, name: str, choices, default: str, errors: FieldErrorList) -> str:
+    """A query value that must be one of ``choices``; absent or empty gives ``default``."""
+    value = params.get(name) or default
+    if value not in choices:
+        expected = " | ".join(f"'{choice}'" for choice in choices)
+        errors.add(
+            name, f"Invalid enum value. Expected {expected}, received '{value[:100]}'",
+            "invalid_enum_value",
+        )  # fmt: skip
+    return value
+
+
 def positive_int(raw: str | None, default: int, maximum: int) -> int:
     """``parseInt(raw) || default``: non-numeric or < 1 gives the default; capped at ``maximum``."""
     try:
@@ -32,7 +44,8 @@ def positive_int(raw: str | None, default: int, maximum: int) -> int:
 
 
 class ContactCursorPagination(BasePagination):
-    """Keyset pagination ordered by ``sort`` (``createdAt``|``email``) and ``dir``, then id."""
+    """Keyset pagination ordered by ``sort`` (``createdAt``|``email``) and ``dir``, then id;
+    any other ``sort`` or ``dir`` is a 422 rather than silently the default order."""
 
     default_limit = 20
     max_limit = 100
@@ -41,8 +54,13 @@ class ContactCursorPagination(BasePagination):
     def paginate_queryset(self, queryset, request, view=None):
         params = request.query_params
         self.limit = positive_int(params.get("limit"), self.default_limit, self.max_limit)
-        field = self.sort_fields.get(params.get("sort") or "", "created_at")
-        descending = params.get("dir") != "asc"
+        errors = FieldErrorList()
+        sort = enum_param(params, "sort", self.sort_fields, "createdAt", errors)
+        direction = enum_param(params, "dir", ("asc", "desc"), "desc", errors)
+        if errors:
+            raise ValidationFailed(errors)
+        field = self.sort_fields[sort]
+        descending = direction == "desc"
         raw_cursor = params.get("cursor") or None
 
         self.total = queryset.count() if raw_cursor is None else 0

@@ -30,10 +30,15 @@ def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(schema.ErrorSerializer, description=description)
 
 
-E401 = {401: _error("Missing or invalid secret key"), **schema.ERRORS_429}
+E401 = {
+    401: _error("Missing or invalid secret key"),
+    **schema.ERRORS_422_STORABLE,
+    **schema.ERRORS_429,
+    **schema.ERRORS_503,
+}
 E404 = {404: _error("No such id in this project (or not a UUID)")}
 E422 = {
-    400: _error("Malformed JSON"),
+    **schema.ERRORS_BODY,
     422: _error("Validation failed; `errors[]` names each field by its path"),
 }
 E409 = {
@@ -43,6 +48,10 @@ E409 = {
         "first and the write goes ahead."
     )
 }
+
+
+#: ``limit``, ``page`` and ``pageSize`` are read as Plunk reads them (``parseInt(x) || default``).
+LENIENT_NUMBER = "a value that is not a whole number (`null`, `abc`) or is < 1 gives the default"
 
 
 def id_parameter(resource: str) -> OpenApiParameter:
@@ -79,14 +88,34 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="listContacts",
         parameters=[
-            OpenApiParameter("limit", int, description="Default 20; capped at 100."),
+            OpenApiParameter(
+                "limit",
+                int,
+                description=f"Default 20, at most 100; as in Plunk, {LENIENT_NUMBER}.",
+            ),
             OpenApiParameter("cursor", str, description="The `cursor` of the previous page."),
             OpenApiParameter("search", str, description="Case-insensitive substring of email."),
             OpenApiParameter("subscribed", bool, description="Only (un)subscribed contacts."),
-            OpenApiParameter("sort", str, enum=["createdAt", "email"], default="createdAt"),
-            OpenApiParameter("dir", str, enum=["asc", "desc"], default="desc"),
+            OpenApiParameter(
+                "sort",
+                str,
+                enum=["createdAt", "email"],
+                default="createdAt",
+                description="Empty means the default; any other value is a 422.",
+            ),
+            OpenApiParameter(
+                "dir",
+                str,
+                enum=["asc", "desc"],
+                default="desc",
+                description="Empty means the default; any other value is a 422.",
+            ),
         ],
-        responses={200: s.ContactListResponse, **E401, 422: _error("Bad filter or cursor")},
+        responses={
+            200: s.ContactListResponse,
+            **E401,
+            422: _error("Bad `subscribed`, `sort`, `dir` or `cursor`"),
+        },
         tags=["Contacts"],
     )
     def list_contacts(self, request):
@@ -260,8 +289,12 @@ class WorkflowViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="listWorkflows",
         parameters=[
-            OpenApiParameter("page", int, description="1-based; default 1."),
-            OpenApiParameter("pageSize", int, description="Default 20; capped at 100."),
+            OpenApiParameter("page", int, description=f"1-based; default 1; {LENIENT_NUMBER}."),
+            OpenApiParameter(
+                "pageSize",
+                int,
+                description=f"Default 20, at most 100; as in Plunk, {LENIENT_NUMBER}.",
+            ),
         ],
         responses={200: s.WorkflowListResponse, **E401},
         tags=["Workflows"],

@@ -51,16 +51,50 @@ ERRORS_429 = {
         "carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`."
     )
 }
-ERRORS_401 = {401: _error("Missing or invalid API key"), **ERRORS_429}
+#: Every route checks its query and path values before they reach SQL.
+ERRORS_422_STORABLE = {
+    422: _error("A query or path value the database cannot store (a NUL, an unpaired surrogate)")
+}
+#: Every route reads the database.
+ERRORS_503 = {
+    503: _error(
+        "The database is unavailable (code DATABASE_ERROR): nothing was written; retry after "
+        "`Retry-After` seconds."
+    )
+}
+ERRORS_401 = {
+    401: _error("Missing or invalid API key"),
+    **ERRORS_422_STORABLE,
+    **ERRORS_429,
+    **ERRORS_503,
+}
+#: Every route with a JSON request body.
+ERRORS_BODY = {
+    400: _error("Malformed JSON"),
+    413: _error("Request body too large"),
+    415: _error(
+        "Content-Type is not JSON (`application/json`, `application/*+json`) or names a "
+        "charset JSON does not allow (code UNSUPPORTED_MEDIA_TYPE)"
+    ),
+}
 ERRORS_401_422 = {**ERRORS_401, 422: _error("Invalid query parameter")}
 ERRORS_400_401 = {400: _error("System event, or referenced by a segment or workflow"), **ERRORS_401}
 ERRORS_401_409_422 = {
-    400: _error("Malformed JSON or Idempotency-Key"),
+    **ERRORS_BODY,
+    400: _error("Malformed JSON, or an Idempotency-Key that is not 1-255 printable ASCII"),
     **ERRORS_401,
     409: _error("Idempotency-Key already used"),
+    413: _error("Body over `TRACK_MAX_BYTES` (1 MB by default)"),
     422: _error("Validation failed"),
 }
-ERRORS_401_413_422 = {**ERRORS_401, 413: _error("Batch too large"), 422: _error("No valid item")}
+ERRORS_401_413_422 = {
+    **ERRORS_BODY,
+    400: _error("Malformed JSON, or an Idempotency-Key that is not 1-255 printable ASCII"),
+    **ERRORS_401,
+    409: _error("Idempotency-Key already used"),
+    413: _error("Body over `BATCH_MAX_BYTES` (500 KB by default)"),
+    422: _error("No valid item, or not 1 to `BATCH_MAX_EVENTS` items"),
+}
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key",
@@ -77,7 +111,9 @@ def limit_parameter(default: int) -> OpenApiParameter:
     return OpenApiParameter(
         "limit",
         int,
-        description=f"Default {default}; values <= 0 give the default; capped at 1000.",
+        description=f"Default {default}, at most `EVENTS_MAX_LIMIT` (1000). Read as Plunk reads "
+        "it (`parseInt(limit) || default`): a value that is not a whole number (`null`, `abc`, "
+        "`1.5`) or is <= 0 gives the default rather than a 422.",
     )
 
 

@@ -2,7 +2,8 @@
 
 Event names may contain dots, slashes, newlines and words like ``names``: each ``events/...`` route maps GET
 to its query and DELETE to a delete of the whole remainder of the path, so
-``DELETE /events/names`` deletes the event called "names".
+``DELETE /events/names`` deletes the event called "names". Those DELETEs are in the ``Allow``
+header and in the OpenAPI schema of each path, described as the delete by name they are.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from django.urls import re_path
 from .resources import ContactViewSet, SegmentViewSet, WorkflowViewSet
 from .views import EventViewSet, TrackBatchView, TrackView, UnknownRouteView
 
-events_names = EventViewSet.as_view({"get": "names", "delete": "destroy_alias"})
-events_stats = EventViewSet.as_view({"get": "stats", "delete": "destroy_alias"})
-events_contact = EventViewSet.as_view({"get": "contact_events", "delete": "destroy_alias"})
-events_usage = EventViewSet.as_view({"get": "usage", "delete": "destroy_alias"})
+events_names = EventViewSet.as_view({"get": "names", "delete": "destroy_names"})
+events_stats = EventViewSet.as_view({"get": "stats", "delete": "destroy_stats"})
+events_contact = EventViewSet.as_view({"get": "contact_events", "delete": "destroy_contact_named"})
+events_usage = EventViewSet.as_view({"get": "usage", "delete": "destroy_usage_named"})
 events_named = EventViewSet.as_view({"delete": "destroy"})
 events_list = EventViewSet.as_view({"get": "list_events"})
 # Page objects, not arrays: actions named ``list`` would be documented as arrays by the schema.
@@ -37,9 +38,9 @@ urlpatterns = [
     re_path(r"^v1/track/batch$", TrackBatchView.as_view(), name="track-batch"),
     re_path(r"^events$", events_list, name="events"),
     # Literal parts stay outside named groups so the OpenAPI schema gets one path per route;
-    # ``destroy_alias`` rebuilds the event name from what the route captured.
-    re_path(r"^events/names$", events_names, {"literal": "names"}, name="event-names"),
-    re_path(r"^events/stats$", events_stats, {"literal": "stats"}, name="event-stats"),
+    # each ``destroy_*`` alias rebuilds the event name from what the route captured.
+    re_path(r"^events/names$", events_names, name="event-names"),
+    re_path(r"^events/stats$", events_stats, name="event-stats"),
     re_path(r"^events/contact/(?P<contactId>[^/]+)$", events_contact, name="contact-events"),
     re_path(r"^events/(?P<eventName>[\s\S]+)/usage$", events_usage, name="event-usage"),
     re_path(r"^events/(?P<eventName>[\s\S]+)$", events_named, name="event-detail"),

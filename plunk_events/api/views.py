@@ -180,6 +180,26 @@ def event_json(row: dict, *, with_contact: bool) -> dict:
     return item
 
 
+DELETE_EVENTS_RESPONSES = {
+    200: schema.DeleteEventsResponse,
+    **schema.ERRORS_400_401,
+    **schema.ERROR_409_DELETION_RUNNING,
+}
+
+
+def alias_delete_schema(operation_id: str, name: str) -> dict:
+    """``extend_schema`` arguments of a DELETE that shares its path with a GET (see below)."""
+    return {
+        "operation_id": operation_id,
+        "summary": f"Delete the events named {name}",
+        "description": "Not a delete of what GET on this path returns: this is "
+        f"`DELETE /events/{{eventName}}` for the event name {name}, which routes here. "
+        "Same guard and responses.",
+        "responses": DELETE_EVENTS_RESPONSES,
+        "tags": ["Events"],
+    }
+
+
 class EventViewSet(PlunkAPIMixin, ViewSet):
     """The ``/events`` family; every route takes the secret key (spec §4).
 
@@ -259,6 +279,9 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
 
     @extend_schema(
         operation_id="getEventUsage",
+        description="For the name `contact`, `/events/contact/usage` is "
+        "`GET /events/contact/{contactId}` with the contact id `usage` (Plunk's route order, "
+        "spec §4.8), so the usage of an event named `contact` cannot be read here.",
         responses={200: schema.EventUsageResponse, **schema.ERRORS_401},
         tags=["Events"],
     )
@@ -267,28 +290,35 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
 
     @extend_schema(
         operation_id="deleteEventsByName",
-        responses={
-            200: schema.DeleteEventsResponse,
-            **schema.ERRORS_400_401,
-            **schema.ERROR_409_DELETION_RUNNING,
-        },
+        description="Names that read as another route (`names`, `stats`, `contact/<x>`, "
+        "`<x>/usage`) reach that route's path, where this DELETE is documented too.",
+        responses=DELETE_EVENTS_RESPONSES,
         tags=["Events"],
     )
     def destroy(self, request, eventName: str, **kwargs):
         deleted = store.delete_events_by_name(self.project, eventName)
         return Response({"deletedCount": deleted}, status=status.HTTP_200_OK)
 
-    @extend_schema(exclude=True)
-    def destroy_alias(self, request, **kwargs):
-        """DELETE of a name that reads as another route: ``names``, ``stats``, ``contact/<x>``
-        or ``<x>/usage`` (spec §4.8); documented once, as ``DELETE /events/{eventName}``."""
-        if "literal" in kwargs:
-            name = kwargs["literal"]
-        elif "contactId" in kwargs:
-            name = f"contact/{kwargs['contactId']}"
-        else:
-            name = f"{kwargs['eventName']}/usage"
-        return self.destroy(request, eventName=name)
+    # DELETE on the four GET routes below is a delete by name (spec §4.8): event names may be
+    # "names", "stats", "contact/<x>" or "<x>/usage", and ``DELETE /events/<name>`` with such a
+    # name reaches these paths. The routes accept DELETE, so their ``Allow`` header lists it;
+    # rather than hide it (an Allow header the schema contradicts), each path documents it as
+    # what it is, a delete of the events whose name is that path.
+    @extend_schema(**alias_delete_schema("deleteEventsNamedNames", '"names"'))
+    def destroy_names(self, request, **kwargs):
+        return self.destroy(request, eventName="names")
+
+    @extend_schema(**alias_delete_schema("deleteEventsNamedStats", '"stats"'))
+    def destroy_stats(self, request, **kwargs):
+        return self.destroy(request, eventName="stats")
+
+    @extend_schema(**alias_delete_schema("deleteEventsNamedContact", '"contact/{contactId}"'))
+    def destroy_contact_named(self, request, contactId: str, **kwargs):
+        return self.destroy(request, eventName=f"contact/{contactId}")
+
+    @extend_schema(**alias_delete_schema("deleteEventsNamedUsage", '"{eventName}/usage"'))
+    def destroy_usage_named(self, request, eventName: str, **kwargs):
+        return self.destroy(request, eventName=f"{eventName}/usage")
 
 
 class UnknownRouteView(PlunkAPIMixin, APIView):

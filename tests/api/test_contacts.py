@@ -357,6 +357,42 @@ def test_list_bad_filter_or_cursor_is_422(sk):
         assert error["errors"][0]["field"] == "cursor"
 
 
+@pytest.mark.parametrize(
+    ("params", "field", "expected"),
+    [
+        ({"sort": "name"}, "sort", "'createdAt' | 'email'"),
+        ({"sort": "created_at"}, "sort", "'createdAt' | 'email'"),
+        ({"dir": "descending"}, "dir", "'asc' | 'desc'"),
+        ({"dir": "ASC"}, "dir", "'asc' | 'desc'"),
+    ],
+)
+def test_list_unknown_sort_or_dir_is_422_not_the_default_order(sk, params, field, expected):
+    make_contacts(sk, 2)
+    response = sk.get("/contacts", params)
+    error = assert_envelope(response, 422, "VALIDATION_ERROR")
+    value = next(iter(params.values()))
+    assert error["errors"] == [
+        {
+            "field": field,
+            "message": f"Invalid enum value. Expected {expected}, received '{value}'",
+            "code": "invalid_enum_value",
+        }
+    ]
+
+
+def test_list_both_bad_sort_and_dir_are_reported(sk):
+    error = assert_envelope(sk.get("/contacts", {"sort": "x", "dir": "y"}), 422, "VALIDATION_ERROR")
+    assert [e["field"] for e in error["errors"]] == ["sort", "dir"]
+
+
+def test_list_empty_sort_and_dir_mean_the_default_order(sk):
+    make_contacts(sk, 3)
+    default = [c["email"] for c in sk.get("/contacts").json()["data"]]
+    assert default == ["user02@example.com", "user01@example.com", "user00@example.com"]
+    emptied = sk.get("/contacts", {"sort": "", "dir": ""}).json()["data"]
+    assert [c["email"] for c in emptied] == default
+
+
 def test_list_shows_only_this_projects_contacts(sk, other_project, client_for):
     create(client_for(other_project.secret_key), email="theirs@example.com")
     create(sk, email="mine@example.com")

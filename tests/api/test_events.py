@@ -99,7 +99,8 @@ def test_event_name_filter_is_exact(sk, project):
     assert len(sk.get("/events", {"eventName": ""}).json()["events"]) == 4
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "abc", "", "1.5e3", "None"])
+# As in Plunk (``parseInt(limit) || default``), and documented so in the OpenAPI schema.
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "", "1.5e3", "None", "null", "1.5"])
 def test_bad_limit_gives_the_default_of_100(sk, project, limit):
     add_events(project, *[("e", NOW - timedelta(seconds=i)) for i in range(105)])
     body = sk.get("/events", {"limit": limit}).json()

@@ -9,12 +9,15 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from plunk_events.services.projects import create_project
+
+# DELETE on the GET paths is ``DELETE /events/<name>`` for a name spelling that path (spec §4.8).
 EVENT_PATHS = {
     "/events": {"get"},
-    "/events/names": {"get"},
-    "/events/stats": {"get"},
-    "/events/contact/{contactId}": {"get"},
-    "/events/{eventName}/usage": {"get"},
+    "/events/names": {"get", "delete"},
+    "/events/stats": {"get", "delete"},
+    "/events/contact/{contactId}": {"get", "delete"},
+    "/events/{eventName}/usage": {"get", "delete"},
     "/events/{eventName}": {"delete"},
 }
 
@@ -154,6 +157,88 @@ def test_batch_is_documented(schema):
     ok = resolve(schema, operation["responses"]["200"]["content"]["application/json"]["schema"])
     assert set(ok["properties"]) == {"success", "accepted", "rejected", "results"}
     assert {"413", "422"} <= set(operation["responses"])
+
+
+def operations(schema):
+    for path, ops in schema["paths"].items():
+        for method, operation in ops.items():
+            yield path, method, operation
+
+
+def test_delete_on_get_paths_is_documented_as_the_delete_by_name_it_is(schema):
+    for path, name in [
+        ("/events/names", '"names"'),
+        ("/events/stats", '"stats"'),
+        ("/events/contact/{contactId}", '"contact/{contactId}"'),
+        ("/events/{eventName}/usage", '"{eventName}/usage"'),
+    ]:
+        operation = schema["paths"][path]["delete"]
+        assert operation["summary"] == f"Delete the events named {name}"
+        assert operation["security"] == [{"secretKey": []}]
+        expected = schema["paths"]["/events/{eventName}"]["delete"]["responses"]
+        assert operation["responses"] == expected, path
+
+
+@pytest.mark.django_db
+def test_allow_header_lists_exactly_the_documented_methods(schema):
+    """Every documented path answers with an ``Allow`` header naming the methods its schema
+    documents (plus HEAD for GET, and OPTIONS), so clients reading either see the same API."""
+    project = create_project("Allow")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {project.secret_key}")
+    values = {
+        "{contactId}": "c1",
+        "{eventName}": "e1",
+        "{id}": "00000000-0000-0000-0000-000000000001",
+    }
+    for path, ops in schema["paths"].items():
+        concrete = path
+        for placeholder, value in values.items():
+            concrete = concrete.replace(placeholder, value)
+        response = client.options(concrete)
+        assert response.status_code == 200, (path, response.content)
+        allowed = {m.strip().lower() for m in response["Allow"].split(",")}
+        documented = set(ops) | {"options"} | ({"head"} if "get" in ops else set())
+        assert allowed == documented, path
+
+
+def test_statuses_the_api_can_return_are_documented(schema):
+    for path, method, operation in operations(schema):
+        responses = set(operation["responses"])
+        # Key, a query or path value the database cannot store, rate limit, database down.
+        assert {"401", "422", "429", "503"} <= responses, (method, path)
+        if "requestBody" in operation:
+            # Malformed JSON, body too large, not JSON.
+            assert {"400", "413", "415"} <= responses, (method, path)
+        for status, response in operation["responses"].items():
+            if status.startswith(("4", "5")):
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/Error", (method, path, status)
+    batch = schema["paths"]["/v1/track/batch"]["post"]["responses"]
+    assert "Idempotency-Key" in batch["400"]["description"]
+    assert "409" in batch
+
+
+def test_lenient_numbers_and_strict_enums_are_documented(schema):
+    def parameters(path):
+        return {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
+
+    for path, name in [
+        ("/events", "limit"),
+        ("/events/contact/{contactId}", "limit"),
+        ("/contacts", "limit"),
+        ("/workflows", "page"),
+        ("/workflows", "pageSize"),
+    ]:
+        parameter = parameters(path)[name]
+        assert parameter["schema"]["type"] == "integer"
+        assert "`null`" in parameter["description"], (path, name)
+        assert "gives the default" in parameter["description"], (path, name)
+    contacts = parameters("/contacts")
+    assert contacts["sort"]["schema"]["enum"] == ["createdAt", "email"]
+    assert contacts["dir"]["schema"]["enum"] == ["asc", "desc"]
+    assert "422" in contacts["sort"]["description"]
+    assert "sort" in schema["paths"]["/contacts"]["get"]["responses"]["422"]["description"]
 
 
 @pytest.mark.django_db
