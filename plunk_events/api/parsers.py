@@ -25,7 +25,6 @@ from rest_framework.parsers import JSONParser
 
 from ..services.errors import ValidationFailed
 
-
 #: Codec names (as ``codecs.lookup(...).name`` spells them) a JSON body may be sent in.
 JSON_ENCODINGS = frozenset(
     {
@@ -52,7 +51,9 @@ class UnsupportedBody(UnsupportedMediaType):
 
 def is_json_media_type(media_type: str) -> bool:
     main, _ = parse_header_parameters(media_type)
-    return main == "application/json" or (main.startswith("application/") and main.endswith("+json"))
+    return main == "application/json" or (
+        main.startswith("application/") and main.endswith("+json")
+    )
 
 
 def json_body_encoding(content_type: str) -> str:
