@@ -32,6 +32,7 @@ def _error(description: str) -> OpenApiResponse:
 
 E401 = {
     401: _error("Missing or invalid secret key"),
+    **schema.ERRORS_415,
     **schema.ERRORS_422_STORABLE,
     **schema.ERRORS_429,
     **schema.ERRORS_503,

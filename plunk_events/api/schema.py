@@ -62,8 +62,16 @@ ERRORS_503 = {
         "`Retry-After` seconds."
     )
 }
+#: Every route, when a request carries a body: checked before anything reads it.
+ERRORS_415 = {
+    415: _error(
+        "A body whose Content-Type is not JSON (`application/json`, `application/*+json`) or "
+        "names a charset JSON does not allow (code UNSUPPORTED_MEDIA_TYPE)"
+    )
+}
 ERRORS_401 = {
     401: _error("Missing or invalid API key"),
+    **ERRORS_415,
     **ERRORS_422_STORABLE,
     **ERRORS_429,
     **ERRORS_503,
@@ -72,10 +80,6 @@ ERRORS_401 = {
 ERRORS_BODY = {
     400: _error("Malformed JSON"),
     413: _error("Request body too large"),
-    415: _error(
-        "Content-Type is not JSON (`application/json`, `application/*+json`) or names a "
-        "charset JSON does not allow (code UNSUPPORTED_MEDIA_TYPE)"
-    ),
 }
 ERRORS_401_422 = {**ERRORS_401, 422: _error("Invalid query parameter")}
 ERRORS_400_401 = {400: _error("System event, or referenced by a segment or workflow"), **ERRORS_401}

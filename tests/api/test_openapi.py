@@ -1,12 +1,16 @@
 """The OpenAPI 3 schema (drf-spectacular) describes the real routes and shapes, validates
-without warnings, and the /docs/ viewer is served."""
+without warnings, and the /docs/ viewer is served; so does the README's recipe for a host site."""
 
 from __future__ import annotations
 
 import json
+import sys
+import types
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from drf_spectacular.settings import spectacular_settings
 from rest_framework.test import APIClient
 
 from plunk_events.services.projects import create_project
@@ -205,11 +209,12 @@ def test_allow_header_lists_exactly_the_documented_methods(schema):
 def test_statuses_the_api_can_return_are_documented(schema):
     for path, method, operation in operations(schema):
         responses = set(operation["responses"])
-        # Key, a query or path value the database cannot store, rate limit, database down.
-        assert {"401", "422", "429", "503"} <= responses, (method, path)
+        # Key, a body that is not JSON, a query or path value the database cannot store, rate
+        # limit, database down.
+        assert {"401", "415", "422", "429", "503"} <= responses, (method, path)
         if "requestBody" in operation:
-            # Malformed JSON, body too large, not JSON.
-            assert {"400", "413", "415"} <= responses, (method, path)
+            # Malformed JSON, body too large.
+            assert {"400", "413"} <= responses, (method, path)
         for status, response in operation["responses"].items():
             if status.startswith(("4", "5")):
                 ref = response["content"]["application/json"]["schema"]["$ref"]
@@ -247,3 +252,49 @@ def test_docs_viewer_is_served(client):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert b"openapi.json" in response.content
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_openapi_recipe() -> tuple[str, str]:
+    """The settings and urls parts of the README's OpenAPI code block."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index('# settings.py\nINSTALLED_APPS += ["drf_spectacular"')
+    block = text[start : text.index("```", start)]
+    settings_part, urls_part = block.split("# urls.py")
+    return settings_part, urls_part
+
+
+@pytest.mark.django_db
+def test_readme_recipe_serves_json_at_openapi_json_and_swagger_ui_without_a_cdn(
+    settings, monkeypatch
+):
+    """The README's recipe, followed literally in a site that mounts the app at the root."""
+    settings_part, urls_part = readme_openapi_recipe()
+    host_settings: dict = {"INSTALLED_APPS": []}
+    exec(settings_part, host_settings)
+    assert set(host_settings["INSTALLED_APPS"]) <= set(settings.INSTALLED_APPS)
+    urlconf = types.ModuleType("readme_openapi_urls")
+    prelude = "from django.urls import include, path\n"
+    prelude += 'urlpatterns = [path("", include("plunk_events.urls"))]\n'
+    exec(prelude + urls_part, urlconf.__dict__)
+    monkeypatch.setitem(sys.modules, urlconf.__name__, urlconf)
+    settings.ROOT_URLCONF = urlconf.__name__
+    settings.REST_FRAMEWORK = host_settings["REST_FRAMEWORK"]
+
+    # drf-spectacular reads SPECTACULAR_SETTINGS once, at import.
+    for key, value in host_settings["SPECTACULAR_SETTINGS"].items():
+        monkeypatch.setattr(spectacular_settings, key, value)
+
+    schema_response = APIClient().get("/openapi.json")
+    docs = APIClient().get("/docs/")
+    assert schema_response.status_code == 200
+    assert schema_response["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    served = json.loads(schema_response.content)
+    assert served["openapi"].startswith("3.") and "/v1/track" in served["paths"]
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
+    assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
+    assert "openapi.json" in html
