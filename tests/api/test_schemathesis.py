@@ -62,7 +62,7 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application(),
 
 
 @pytest.fixture
-def seeded(project) -> dict[str, str]:
+def seeded(db, project) -> dict[str, str]:
     """Real rows, made through the API, for the swapped path parameters."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {project.secret_key}")
@@ -107,14 +107,15 @@ def use_seeded_values(case, seeded: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def auth_headers(db, project, settings):
+def auth_headers(project, settings, seeded):
     # Rate limits would turn a fuzz run into 429s; they have their own tests.
     settings.PLUNK_EVENTS = {
         **settings.PLUNK_EVENTS,
         "RATE_LIMITS": {"track": None, "api": None, "auth_failures": None},
     }
     # The WSGI handler closes the connection after each request, which would end the test's
-    # transaction on PostgreSQL; Django's test client keeps it open the same way.
+    # transaction on PostgreSQL; Django's test client keeps it open the same way. (After
+    # ``seeded``: the test client reconnects the receiver when its request is done.)
     for signal in (request_started, request_finished):
         signal.disconnect(close_old_connections)
     yield {"Authorization": f"Bearer {project.secret_key}"}
