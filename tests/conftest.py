@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
+import hypothesis
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
 from plunk_events.services.projects import create_project
+
+# CI replays the same examples every run (a new random failure belongs to a developer's run,
+# not to a merge); locally every run explores new ones.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") == "true":
+    hypothesis.settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(config, items):
