@@ -2,7 +2,7 @@
 
 DRF ``Serializer`` validation, ``get_or_create`` for the contact, a Python dict merge and
 ``save()``, then ``Event.objects.create``: five to six queries per request and a lost-update race
-on the contact's data (performance.md §3). Kept here, never in the app, only to measure against.
+on the contact's data. Kept here, never in the app, only to measure against.
 It uses the app's key authentication and DRF's default parsers and renderers.
 """
 

@@ -475,7 +475,7 @@ class Bench:
 
         from plunk_events.constants import is_system_event
         from plunk_events.models import Contact, Event, Project
-        from plunk_events.services import store
+        from plunk_events.services import rollups
         from plunk_events.services.projects import regenerate_keys
 
         projects = list(Project.objects.filter(name__startswith="seed-").order_by("name"))
@@ -485,7 +485,7 @@ class Bench:
         self.sk = f"Bearer {regenerate_keys(self.big, public=False).secret_key}"
         self.pk = f"Bearer {self.big.public_key}"
         self.big_contacts = Contact.objects.filter(project=self.big).count()
-        ranked = store.ranked(store.event_counts(self.big))
+        ranked = rollups.ranked(rollups.event_counts(self.big))
         custom = [(n, c) for n, c in ranked if not is_system_event(n) and n != BULK_NAME]
         self.common_name, self.common_count = custom[0]
         self.rare_name, self.rare_count = custom[-1]
@@ -704,7 +704,7 @@ class Bench:
         """Our names/stats (rollup + live tail) vs a plain GROUP BY, alternating, medians of 3."""
         from django.db import connection
 
-        from plunk_events.services import store
+        from plunk_events.services import rollups
 
         q = self.report.data["queries"]
         table = connection.ops.quote_name("plunk_events_event")
@@ -719,10 +719,10 @@ class Bench:
         # Exactness first: the rollup answer must equal the plain count.
         with connection.cursor() as cursor:
             cursor.execute(plain["names"])
-            names_exact = dict(cursor.fetchall()) == dict(store.event_counts(self.big))
+            names_exact = dict(cursor.fetchall()) == dict(rollups.event_counts(self.big))
             cursor.execute(plain["stats30"])
             when = datetime.fromisoformat(start.replace("Z", "+00:00"))
-            stats_exact = dict(cursor.fetchall()) == dict(store.event_counts(self.big, when))
+            stats_exact = dict(cursor.fetchall()) == dict(rollups.event_counts(self.big, when))
         rows, out = [], {}
         seconds = max(1, self.sizes.db_seconds - 2)
         for key in ("names", "stats30"):

@@ -7,7 +7,14 @@ ratio measures the code path, not connection handling.
 
 from __future__ import annotations
 
-from example_project.settings import *  # noqa: F403
+import os
+
+# Seeding millions of rows takes longer than example_project's 5 s statement timeout.
+os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "0")
+
+from example_project.settings import *  # noqa: E402, F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "bench"]  # noqa: F405 (plunk_seed)
 
 DEBUG = False
 ROOT_URLCONF = "bench.urls"

@@ -1,7 +1,7 @@
 """The example site's routes plus two bench-only endpoints.
 
 ``POST /bench/naive/track`` is the naive baseline; ``GET /bench/ping`` is a plain Django view
-returning constant JSON with no database access, the HTTP ceiling of the box (brief §3).
+returning constant JSON with no database access, the HTTP ceiling of the box (see BENCHMARKS.md).
 """
 
 from __future__ import annotations

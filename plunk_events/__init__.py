@@ -9,9 +9,9 @@ def track(project, email, event, data=None, subscribed=None):
     """Track ``event`` for ``email`` in ``project`` from host code, with the rules of
     ``POST /v1/track``; raises ``plunk_events.services.errors.ValidationFailed`` on bad input.
 
-    Returns a :class:`plunk_events.services.store.TrackResult`.
+    Returns a :class:`plunk_events.services.ingest.TrackResult`.
     """
-    from .services import store
+    from .services import ingest
     from .services.validation import parse_track
 
     body = {"email": email, "event": event}
@@ -19,4 +19,4 @@ def track(project, email, event, data=None, subscribed=None):
         body["data"] = data
     if subscribed is not None:
         body["subscribed"] = subscribed
-    return store.track(project, parse_track(body))
+    return ingest.track(project, parse_track(body))

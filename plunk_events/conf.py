@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMITS": {"track": "1000/second", "api": "500/second", "auth_failures": "60/minute"},
     # Alias in CACHES holding the throttle state; share it (Redis) across workers and servers.
     "RATE_LIMIT_CACHE": "default",
+    # PostgreSQL only: time budget in milliseconds of the admin statistics pages' unique and top
+    # contacts queries (they read every event of the window); past it the page shows "not
+    # computed" for them instead of waiting.
+    "ADMIN_STATS_BUDGET_MS": 1000,
 }
 
 

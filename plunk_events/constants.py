@@ -9,7 +9,7 @@ CONTACT_UNSUBSCRIBED = "contact.unsubscribed"
 SEGMENT_EVENT_PREFIX = "segment."
 SEGMENT_EVENT_SUFFIXES = (".entry", ".exit")
 
-#: Keys of ``data`` that are never stored on a contact (spec §3.4).
+#: Keys of ``data`` that are never stored on a contact, as in Plunk (README, "Track").
 RESERVED_DATA_KEYS = frozenset(
     {"id", "email", "plunk_id", "plunk_email", "unsubscribeUrl", "subscribeUrl", "manageUrl"}
 )
@@ -25,7 +25,8 @@ EMAIL_MAX_LENGTH = 320
 
 
 def is_system_event(name: str) -> bool:
-    """True for names reserved by Plunk (spec §3.3); the check is case-sensitive."""
+    """True for the names Plunk records itself, which cannot be tracked (README, "Track");
+    the check is case-sensitive."""
     return (
         name.startswith(EMAIL_EVENT_PREFIX)
         or name in (CONTACT_SUBSCRIBED, CONTACT_UNSUBSCRIBED)

@@ -3,7 +3,7 @@
 Every tenant table carries ``project`` and every index and unique constraint starts with it, so
 queries are served per project and the schema can later be distributed by project (Citus).
 Foreign keys therefore set ``db_index=False``: the composite indexes cover them.
-All writes to events and contacts go through :mod:`plunk_events.services.store`.
+All writes to events and contacts go through the service modules (:mod:`plunk_events.services`).
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ class IdempotencyKey(models.Model):
 
 
 def segment_slug(name: str) -> str:
-    """Plunk's slug of a segment name, used in ``segment.<slug>.entry`` (spec §5)."""
+    """Plunk's slug of a segment name, used in ``segment.<slug>.entry`` and ``.exit``."""
     slug = re.sub(r"[^A-Za-z0-9_\s-]", "", name.lower().strip())
     slug = re.sub(r"\s+", "-", slug)
     slug = re.sub(r"-+", "-", slug)
@@ -297,7 +297,7 @@ class Segment(models.Model):
     name = models.CharField(max_length=100)
     description = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001 (Plunk: nullable)
     type = models.CharField(max_length=10, choices=Type.choices, default=Type.DYNAMIC)
-    #: Plunk's filter grammar (spec §6.3); validated by services.conditions.
+    #: Plunk's filter grammar (AND/OR groups of filters); validated by services.conditions.
     condition = models.JSONField(null=True, blank=True)
     track_membership = models.BooleanField(default=False)
     member_count = models.PositiveIntegerField(default=0)

@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "plunk_events",
+    "bench",  # plunk_seed, for the benchmark smoke test
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

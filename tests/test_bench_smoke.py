@@ -20,10 +20,10 @@ from django.db.models import Count, Max, Min
 from django.test import Client
 from django.utils import timezone
 
+from bench.management.commands.plunk_seed import SYSTEM_NAMES, split
 from plunk_events.constants import is_system_event
-from plunk_events.management.commands.plunk_seed import SYSTEM_NAMES, split
 from plunk_events.models import Contact, Event, Project
-from plunk_events.services import store
+from plunk_events.services import rollups
 from plunk_events.services.projects import regenerate_keys
 
 
@@ -73,10 +73,10 @@ def test_seeded_counts_add_up_and_match_a_plain_group_by(client_for):
         plain = plain_counts(project)
         assert set(plain) <= allowed
         assert sum(plain.values()) == Event.objects.filter(project=project).count()
-        assert dict(store.event_counts(project)) == plain
+        assert dict(rollups.event_counts(project)) == plain
         api = client_for(regenerate_keys(project).secret_key)  # stored hashed: a fresh one
         names = api.get("/events/names").json()["eventNames"]
-        assert names == [name for name, _ in store.ranked(Counter(plain))]
+        assert names == [name for name, _ in rollups.ranked(Counter(plain))]
         start = now - timedelta(days=10)
         stats = api.get("/events/stats", {"startDate": start.isoformat()}).json()
         assert {row["name"]: row["count"] for row in stats} == plain_counts(project, start)
@@ -114,8 +114,8 @@ def test_seed_is_reproducible_and_append_adds_an_exact_bulk_name():
     seed(*common[2:], "--events", "0", "--prefix", "a", "--append",
          "--bulk-name", "bulk", "--bulk-events", "250")  # fmt: skip
     assert Event.objects.filter(project=a, name="bulk").count() == 250
-    assert store.event_counts(a)["bulk"] == 250
-    assert dict(store.event_counts(a)) == plain_counts(a)
+    assert rollups.event_counts(a)["bulk"] == 250
+    assert dict(rollups.event_counts(a)) == plain_counts(a)
 
 
 def _hammer(project, n_threads: int = 8, per_thread: int = 12, track_path: str = "/v1/track"):

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from example_project.demo.management.commands import plunk_demo
 from plunk_events.models import Contact, Event, Project, Segment, Workflow, hash_key
-from plunk_events.services import store
+from plunk_events.services import rollups
 from plunk_events.services.conditions import validate_condition
 
 PUBLIC_KEY = re.compile(r"^pk_[0-9a-f]{48}$")
@@ -146,7 +146,7 @@ def test_demo_data_set_has_the_promised_shape():
     assert events.filter(created_at__lt=now - timedelta(days=90, hours=1)).count() == 0
     assert events.filter(created_at__gt=now).count() == 0
     assert events.filter(created_at__lt=now - timedelta(days=60)).exists()
-    names = set(store.event_names(project))
+    names = set(rollups.event_names(project))
     assert {"contact.subscribed", "contact.unsubscribed", "email.sent", "email.open"} <= names
     # Each system subscription event matches a contact whose flag is now consistent.
     assert Contact.objects.filter(project=project, subscribed=False).count() == (
@@ -154,7 +154,7 @@ def test_demo_data_set_has_the_promised_shape():
         - events.filter(name="contact.subscribed").count()
     )
     # The names, stats and the raw table agree (the import fed the rollup correctly).
-    stats = {row["name"]: row["count"] for row in store.event_stats(project)}
+    stats = {row["name"]: row["count"] for row in rollups.event_stats(project)}
     raw = dict(events.values_list("name").annotate(n=Count("id")).order_by())
     assert stats == raw
 
@@ -170,7 +170,7 @@ def test_demo_data_set_has_the_promised_shape():
         ("signed_up", [], wf_ref),
         ("project.created", [], wf_ref),
     ):
-        usage = store.event_usage(project, name).as_dict()
+        usage = rollups.event_usage(project, name).as_dict()
         assert (usage["usedInSegments"], usage["usedInWorkflows"]) == (segments, workflows)
         assert usage["canDelete"] is False and usage["totalCount"] > 0
 

@@ -1,4 +1,4 @@
-"""``store.import_events``: historic events with their own timestamps, through the track rules."""
+"""``importer.import_events``: historic events with their own timestamps, through the track rules."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from plunk_events.models import Contact, Event, EventNameTotal
-from plunk_events.services import store
+from plunk_events.services import contacts, importer, rollups
 from plunk_events.services.errors import ValidationFailed
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def raw_counts(project, start=None, end=None) -> Counter:
 def test_rows_are_applied_oldest_first_with_their_own_timestamps(project):
     email_id = uuid.uuid4()
     t1, t2, t3, t4 = ago(days=30), ago(days=20), ago(days=10), ago(days=5)
-    written = store.import_events(
+    written = importer.import_events(
         project,
         [
             # Out of order on purpose: the import sorts by created_at.
@@ -81,10 +81,10 @@ def test_rows_are_applied_oldest_first_with_their_own_timestamps(project):
 
 
 def test_existing_contacts_are_merged_and_flips_recorded(project):
-    store.upsert_contact(project, "cat@example.com", {"plan": "free", "city": "Delft"})
+    contacts.upsert_contact(project, "cat@example.com", {"plan": "free", "city": "Delft"})
     before = Contact.objects.get(project=project)
 
-    store.import_events(
+    importer.import_events(
         project,
         [
             {"email": "cat@example.com", "name": "moved", "data": {"city": None}, "created_at": ago(days=3)},
@@ -102,7 +102,7 @@ def test_existing_contacts_are_merged_and_flips_recorded(project):
 def test_a_bad_row_writes_nothing(project):
     good = {"email": "dan@example.com", "name": "ok", "data": None, "created_at": ago(days=1)}
     with pytest.raises(ValidationFailed) as caught:
-        store.import_events(
+        importer.import_events(
             project,
             [
                 good,
@@ -141,7 +141,7 @@ def test_a_bad_row_writes_nothing(project):
 
 
 def test_nothing_to_import(project):
-    assert store.import_events(project, []) == 0
+    assert importer.import_events(project, []) == 0
 
 
 def test_names_and_stats_stay_exact_when_importing_behind_the_rollup(project):
@@ -152,11 +152,11 @@ def test_names_and_stats_stay_exact_when_importing_behind_the_rollup(project):
             [("a", 10), ("a", 10), ("b", 8), ("a", 4), ("c", 2), ("a", 0.01)]
         )
     ]
-    store.import_events(project, first)
+    importer.import_events(project, first)
     project.refresh_from_db()
     watermark = project.events_rolled_until
     assert watermark is not None and watermark > ago(days=2)
-    assert store.event_counts(project) == raw_counts(project)
+    assert rollups.event_counts(project) == raw_counts(project)
 
     second = [
         {"email": "u0@example.com", "name": "a", "data": None, "created_at": ago(days=10)},
@@ -164,10 +164,10 @@ def test_names_and_stats_stay_exact_when_importing_behind_the_rollup(project):
         {"email": "new@example.com", "name": "d", "data": None, "created_at": ago(days=30)},
         {"email": "new@example.com", "name": "a", "data": None, "created_at": ago(minutes=5)},
     ]
-    store.import_events(project, second)
+    importer.import_events(project, second)
 
-    assert store.event_counts(project) == raw_counts(project) == Counter(a=6, b=2, c=1, d=1)
-    assert store.event_names(project) == ["a", "b", "c", "d"]
+    assert rollups.event_counts(project) == raw_counts(project) == Counter(a=6, b=2, c=1, d=1)
+    assert rollups.event_names(project) == ["a", "b", "c", "d"]
     now = timezone.now()
     for start, end in [
         (ago(days=45), None),
@@ -175,7 +175,7 @@ def test_names_and_stats_stay_exact_when_importing_behind_the_rollup(project):
         (datetime.combine(ago(days=10).date(), datetime.min.time(), UTC), ago(days=1)),
         (None, ago(days=20)),
     ]:
-        assert store.event_counts(project, start, end) == raw_counts(project, start, end)
-    assert sum(store.daily_counts(project, ago(days=60), now).values()) == 10
+        assert rollups.event_counts(project, start, end) == raw_counts(project, start, end)
+    assert sum(rollups.daily_counts(project, ago(days=60), now).values()) == 10
     oldest_b = EventNameTotal.objects.get(project=project, name="b")
     assert oldest_b.first_seen == second[1]["created_at"]

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from plunk_events.api.authentication import key_cache
+from plunk_events.services.projects import key_cache
 
 BEFORE = [("plunk_events", "0002_event_statistics_proxy")]
 AFTER = [("plunk_events", "0002_hashed_secret_keys")]

@@ -10,7 +10,7 @@ import plunk_events
 from plunk_events import signals
 from plunk_events.models import Contact, Event
 from plunk_events.services.errors import ValidationFailed
-from plunk_events.services.store import TrackResult
+from plunk_events.services.ingest import TrackResult
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 -- POST /v1/track (or the naive baseline): random contact of the seeded ones, a common event name
--- and a small data object (performance.md §6). Arguments: <contacts> <names>.
+-- and a small data object (the ingest load of BENCHMARKS.md). Arguments: <contacts> <names>.
 local contacts, names = 100000, 20
 
 local function seed()

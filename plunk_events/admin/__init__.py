@@ -9,6 +9,7 @@ one project at a time, no full COUNT (:mod:`.paginator`), no facets, no DISTINCT
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.admin.options import IS_POPUP_VAR
@@ -21,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from ..models import Contact, Event, EventStatistics, Project, Segment, Workflow, WorkflowStep
-from ..services import automation, store
+from ..services import automation, contacts, events
 from ..services.projects import create_project
 from ..services.references import condition_event_names
 from .actions import delete_events_with_selected_names, regenerate_project_keys, render_keys
@@ -55,6 +56,12 @@ def adopt(obj, saved) -> None:
 
 def name_stats_url(site_name: str, project_id, name: str) -> str:
     return reverse(f"{site_name}:plunk_events_event_name_stats", args=[project_id, quote(name)])
+
+
+def admin_url(site_name: str, viewname: str, *args, query: dict | None = None) -> str:
+    """``reverse()`` within the admin site ``site_name``, with an encoded query string."""
+    url = reverse(f"{site_name}:{viewname}", args=args)
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 class ProjectScopedMixin:
@@ -149,9 +156,7 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         query = {PROJECT_PARAM: request.GET[PROJECT_PARAM]} if PROJECT_PARAM in request.GET else {}
-        stats_url = reverse(f"{self.admin_site.name}:plunk_events_event_stats")
-        if query:
-            stats_url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+        stats_url = admin_url(self.admin_site.name, "plunk_events_event_stats", query=query)
         extra_context = {**(extra_context or {}), "stats_url": stats_url}
         return super().changelist_view(request, extra_context)
 
@@ -281,7 +286,7 @@ class ContactAdmin(ProjectScopedMixin, admin.ModelAdmin):
         contact = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if contact is not None:
-            page = store.list_events(contact.project, contact_id=contact.pk, limit=20)
+            page = events.list_events(contact.project, contact_id=contact.pk, limit=20)
             site = self.admin_site.name
             extra_context["timeline"] = [
                 {
@@ -297,9 +302,10 @@ class ContactAdmin(ProjectScopedMixin, admin.ModelAdmin):
                 for event in page.events
             ]
             extra_context["timeline_more"] = page.has_more
-            extra_context["timeline_url"] = (
-                reverse(f"{site}:plunk_events_event_changelist")
-                + f"?{PROJECT_PARAM}={contact.project_id}&q={contact.email}"
+            extra_context["timeline_url"] = admin_url(
+                site,
+                "plunk_events_event_changelist",
+                query={PROJECT_PARAM: str(contact.project_id), "q": contact.email},
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -324,11 +330,11 @@ class ContactAdmin(ProjectScopedMixin, admin.ModelAdmin):
         return to_delete, model_count, perms_needed, []
 
     def delete_model(self, request, obj):
-        store.delete_contact(obj.project, obj.pk)
+        contacts.delete_contact(obj.project, obj.pk)
 
     def delete_queryset(self, request, queryset):
         for contact in queryset.select_related("project"):
-            store.delete_contact(contact.project, contact.pk)
+            contacts.delete_contact(contact.project, contact.pk)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,19 +547,12 @@ class ProjectAdmin(admin.ModelAdmin):
 
     @admin.display(description="browse")
     def links(self, obj):
-        site = self.admin_site.name
+        site, query = self.admin_site.name, {PROJECT_PARAM: str(obj.pk)}
         return format_html(
-            '<a href="{}?{}={}">events</a> · <a href="{}?{}={}">contacts</a> · '
-            '<a href="{}?{}={}">statistics</a>',
-            reverse(f"{site}:plunk_events_event_changelist"),
-            PROJECT_PARAM,
-            obj.pk,
-            reverse(f"{site}:plunk_events_contact_changelist"),
-            PROJECT_PARAM,
-            obj.pk,
-            reverse(f"{site}:plunk_events_event_stats"),
-            PROJECT_PARAM,
-            obj.pk,
+            '<a href="{}">events</a> · <a href="{}">contacts</a> · <a href="{}">statistics</a>',
+            admin_url(site, "plunk_events_event_changelist", query=query),
+            admin_url(site, "plunk_events_contact_changelist", query=query),
+            admin_url(site, "plunk_events_event_stats", query=query),
         )
 
     def save_model(self, request, obj, form, change):

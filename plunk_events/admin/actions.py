@@ -1,8 +1,8 @@
 """Admin actions with a confirmation page: guarded delete by event name, key regeneration.
 
 The delete goes through exactly the guard of ``DELETE /events/<name>``: the confirmation page asks
-:func:`store.delete_refusal` why a name cannot go, and the confirmed POST calls
-:func:`store.delete_events_by_name`, which checks again under the project lock and raises
+:func:`deletion.delete_refusal` why a name cannot go, and the confirmed POST calls
+:func:`deletion.delete_events_by_name`, which checks again under the project lock and raises
 ``PlunkError`` for a name that became referenced in between.
 """
 
@@ -23,7 +23,7 @@ from django.utils.text import Truncator
 
 from ..constants import is_system_event
 from ..models import Event, Project
-from ..services import store
+from ..services import deletion, rollups
 from ..services.errors import PlunkError
 from ..services.projects import regenerate_keys
 from .filters import NAME_PARAM, selected_project
@@ -57,24 +57,31 @@ class NamePlan:
         return is_system_event(self.name)
 
 
-def plan_deletions(pairs: Iterable[tuple[Project, str]]) -> list[NamePlan]:
-    """The count that would be deleted, or the guard's refusal, for each (project, name)."""
+def plan_deletions(
+    pairs: Iterable[tuple[Project, str]], *, site_name: str = admin.site.name
+) -> list[NamePlan]:
+    """The count that would be deleted, or the guard's refusal, for each (project, name).
+
+    ``site_name`` is the admin site whose segment and workflow pages the refusals link to.
+    """
     plans = []
     counts: dict = {}
     for project, name in pairs:
         if project.pk not in counts:
-            counts[project.pk] = store.event_counts(project)
+            counts[project.pk] = rollups.event_counts(project)
         plan = NamePlan(project, name, counts[project.pk].get(name, 0))
-        refusal = store.delete_refusal(project, name)
+        refusal = deletion.delete_refusal(project, name)
         if refusal is not None:
             plan.refusal = refusal.message
             usage = refusal.details or {}
             plan.segments = [
-                Link(s["name"], reverse("admin:plunk_events_segment_change", args=[s["id"]]))
+                Link(s["name"], reverse(f"{site_name}:plunk_events_segment_change", args=[s["id"]]))
                 for s in usage.get("usedInSegments", [])
             ]
             plan.workflows = [
-                Link(w["name"], reverse("admin:plunk_events_workflow_change", args=[w["id"]]))
+                Link(
+                    w["name"], reverse(f"{site_name}:plunk_events_workflow_change", args=[w["id"]])
+                )
                 for w in usage.get("usedInWorkflows", [])
             ]
         plans.append(plan)
@@ -106,7 +113,7 @@ def execute_deletions(modeladmin, request: HttpRequest, plans: list[NamePlan]) -
             )
             continue
         try:
-            deleted = store.delete_events_by_name(plan.project, plan.name)
+            deleted = deletion.delete_events_by_name(plan.project, plan.name)
         except PlunkError as exc:
             modeladmin.message_user(
                 request, f"“{plan.name}” was not deleted: {exc.message}", messages.ERROR
@@ -168,7 +175,7 @@ def _names_in_selection(request: HttpRequest, queryset: QuerySet) -> list[tuple[
     projects = [chosen] if chosen else list(Project.objects.all())
     pairs = []
     for project in projects:
-        candidates = list(store.event_counts(project))
+        candidates = list(rollups.event_counts(project))
         if request.GET.get(NAME_PARAM):
             candidates = [n for n in candidates if n == request.GET[NAME_PARAM]]
         for name in sorted(candidates):
@@ -180,7 +187,9 @@ def _names_in_selection(request: HttpRequest, queryset: QuerySet) -> list[tuple[
 @admin.action(permissions=["delete"], description="Delete all events with the selected names")
 def delete_events_with_selected_names(modeladmin, request, queryset):
     """Like ``delete_selected``: a confirmation page first, the deletion on ``post=yes``."""
-    plans = plan_deletions(_names_in_selection(request, queryset))
+    plans = plan_deletions(
+        _names_in_selection(request, queryset), site_name=modeladmin.admin_site.name
+    )
     if request.POST.get("post") == "yes":
         execute_deletions(modeladmin, request, plans)
         return None
@@ -203,7 +212,7 @@ def render_keys(modeladmin, request: HttpRequest, projects: list[Project], *, ti
         "subtitle": None,
         "opts": modeladmin.model._meta,
         "projects": projects,
-        "changelist_url": reverse("admin:plunk_events_project_changelist"),
+        "changelist_url": reverse(f"{modeladmin.admin_site.name}:plunk_events_project_changelist"),
     }
     request.current_app = modeladmin.admin_site.name
     return TemplateResponse(request, "admin/plunk_events/project/keys.html", context)

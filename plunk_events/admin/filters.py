@@ -29,7 +29,7 @@ from ..constants import (
     is_system_event,
 )
 from ..models import Event, Project
-from ..services import store
+from ..services import rollups
 
 PROJECT_PARAM = "project"
 NAME_PARAM = "event_name"
@@ -126,7 +126,7 @@ class EventNameFilter(admin.SimpleListFilter):
         project = selected_project(request)
         if project is None:
             return []
-        ranked = store.ranked(store.event_counts(project))
+        ranked = rollups.ranked(rollups.event_counts(project))
         kind = request.GET.get("kind")
         if kind in ("system", "custom"):
             ranked = [(n, c) for n, c in ranked if is_system_event(n) == (kind == "system")]

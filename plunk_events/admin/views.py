@@ -19,9 +19,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from ..conf import conf
 from ..constants import is_system_event
 from ..models import Project
-from ..services import insights, store
+from ..services import insights, rollups
 from .actions import execute_deletions, plan_deletions, render_confirmation
 from .charts import Chart, build_chart
 from .filters import NAME_PARAM, PROJECT_PARAM, selected_project
@@ -141,7 +142,7 @@ def _pick_project(request) -> Project | None:
 
 
 def _chart(project: Project, window: Window, name: str | None, title: str) -> Chart:
-    daily = store.daily_counts(
+    daily = rollups.daily_counts(
         project, window.start, window.end, names=[name] if name is not None else None
     )
     first, last = window.chart_days(daily)
@@ -156,6 +157,9 @@ class StatsViews:
         self.site = model_admin.admin_site
 
     def _context(self, request, **extra):
+        # The templates' {% url 'admin:…' %} (and the stock base template's) then resolve
+        # within this site, whatever its name.
+        request.current_app = self.site.name
         return {
             **self.site.each_context(request),
             "opts": self.model_admin.model._meta,
@@ -203,10 +207,15 @@ class StatsViews:
             projects=Project.objects.order_by("name", "pk"),
             window=window,
             window_choices=self._window_links(request, window),
+            changelist_url=self.events_url(project)
+            if project
+            else self.url("plunk_events_event_changelist"),
         )
         if project is None:
             return TemplateResponse(request, "admin/plunk_events/event/stats.html", context)
-        summaries = insights.name_summaries(project, window.start, window.end)
+        summaries = insights.name_summaries(
+            project, window.start, window.end, budget_ms=conf.ADMIN_STATS_BUDGET_MS
+        )
         order = request.GET.get("o") or "-count"
         field = order.lstrip("-")
         if field not in SORT_KEYS:
@@ -299,7 +308,9 @@ class StatsViews:
         window = parse_window(request.GET)
         if window.error:
             messages.warning(request, window.error)
-        detail = insights.name_detail(project, name, window.start, window.end)
+        detail = insights.name_detail(
+            project, name, window.start, window.end, budget_ms=conf.ADMIN_STATS_BUDGET_MS
+        )
         context = self._context(
             request,
             title=f"Event “{name}”",
@@ -329,6 +340,7 @@ class StatsViews:
                 query={PROJECT_PARAM: str(project.pk), **window.params()},
             ),
             events_url=self.events_url(project, name),
+            changelist_url=self.events_url(project),
             delete_url=self.url("plunk_events_event_name_delete", project.pk, quote(name)),
             can_delete_perm=self.model_admin.has_delete_permission(request),
             deletion=detail.usage.deletion,
@@ -342,7 +354,7 @@ class StatsViews:
         if not self.model_admin.has_delete_permission(request):
             raise PermissionDenied
         project, name = self._project_and_name(project_id, name)
-        plans = plan_deletions([(project, name)])
+        plans = plan_deletions([(project, name)], site_name=self.site.name)
         detail_url = self.name_url(project, name)
         if request.method == "POST" and request.POST.get("post") == "yes":
             deleted = execute_deletions(self.model_admin, request, plans)

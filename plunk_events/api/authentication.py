@@ -10,7 +10,6 @@ is hashed once and looked up, and cached, by its digest; public keys are looked 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from django.db.models import Q
@@ -20,6 +19,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 
 from ..conf import conf
 from ..models import Project, hash_key
+from ..services.projects import key_cache
 
 BEARER_FORMAT = (
     'Authorization header must use Bearer token format: "Authorization: Bearer YOUR_API_KEY"'
@@ -41,39 +41,6 @@ INVALID_PUBLIC_KEY = (
 INVALID_TRACK_KEY = (
     "Invalid API key. This endpoint accepts a public key (pk_*) or a secret key (sk_*)."
 )
-
-
-class _KeyCache:
-    """Projects found by key in the last ``API_KEY_CACHE_SECONDS``, per process.
-
-    Saves the key lookup's round trip on every request. Entries are keyed on the digest of the
-    presented key, so no plaintext key is kept in memory. Only hits are kept, so unknown keys
-    always reach the database; a regenerated key pair stops working in this process at once and
-    in other processes within the TTL.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], tuple[float, Project]] = {}
-
-    def get(self, kind: str, digest: str) -> Project | None:
-        entry = self._entries.get((kind, digest))
-        if entry is None or entry[0] < time.monotonic() or conf.API_KEY_CACHE_SECONDS <= 0:
-            return None
-        return entry[1]
-
-    def put(self, kind: str, digest: str, project: Project) -> None:
-        ttl = conf.API_KEY_CACHE_SECONDS
-        if ttl <= 0:
-            return
-        if len(self._entries) > 10_000:  # bounded: stale entries of rotated keys go too
-            self._entries.clear()
-        self._entries[(kind, digest)] = (time.monotonic() + ttl, project)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-key_cache = _KeyCache()
 
 
 def _one(queryset) -> Project | None:

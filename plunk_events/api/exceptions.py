@@ -10,7 +10,6 @@ import logging
 import math
 import re
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -22,6 +21,7 @@ from rest_framework.views import set_rollback
 
 from ..services.errors import PlunkError, ValidationFailed
 from .authentication import ApiKeyError
+from .formatting import jsonable, timestamp_now
 
 logger = logging.getLogger("plunk_events")
 
@@ -72,10 +72,6 @@ DRF_CODES = {
 }
 
 
-def timestamp_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def request_id_for(request) -> str:
     """Reuse a sane incoming X-Request-ID, else make one; cached on the request."""
     rid = getattr(request, "plunk_request_id", None)
@@ -106,7 +102,7 @@ def error_response(
     if errors is not None:
         error["errors"] = errors
     if details is not None:
-        error["details"] = details
+        error["details"] = jsonable(details)
     if suggestion is not None:
         error["suggestion"] = suggestion
     # ``message`` at the top level is our addition: Plunk's Node SDK throws ``body.message``.

@@ -18,29 +18,15 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
 from ..services.errors import FieldErrorList, ValidationFailed
+from .params import enum_message, lenient_int
 
 
 def enum_param(params, name: str, choices, default: str, errors: FieldErrorList) -> str:
     """A query value that must be one of ``choices``; absent or empty gives ``default``."""
     value = params.get(name) or default
     if value not in choices:
-        expected = " | ".join(f"'{choice}'" for choice in choices)
-        errors.add(
-            name, f"Invalid enum value. Expected {expected}, received '{value[:100]}'",
-            "invalid_enum_value",
-        )  # fmt: skip
+        errors.add(name, enum_message(choices, value), "invalid_enum_value")
     return value
-
-
-def positive_int(raw: str | None, default: int, maximum: int) -> int:
-    """``parseInt(raw) || default``: non-numeric or < 1 gives the default; capped at ``maximum``."""
-    try:
-        value = int(raw) if raw is not None else default
-    except ValueError:
-        value = default
-    if value < 1:
-        value = default
-    return min(value, maximum)
 
 
 class ContactCursorPagination(BasePagination):
@@ -53,7 +39,7 @@ class ContactCursorPagination(BasePagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         params = request.query_params
-        self.limit = positive_int(params.get("limit"), self.default_limit, self.max_limit)
+        self.limit = lenient_int(params.get("limit"), self.default_limit, self.max_limit)
         errors = FieldErrorList()
         sort = enum_param(params, "sort", self.sort_fields, "createdAt", errors)
         direction = enum_param(params, "dir", ("asc", "desc"), "desc", errors)
@@ -115,8 +101,8 @@ class PagePagination(BasePagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         params = request.query_params
-        self.page = positive_int(params.get("page"), 1, 10**9)
-        self.page_size = positive_int(
+        self.page = lenient_int(params.get("page"), 1, 10**9)
+        self.page_size = lenient_int(
             params.get("pageSize"), self.default_page_size, self.max_page_size
         )
         self.total = queryset.count()

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from ..conf import conf
 from ..services.errors import FieldErrorList, ValidationFailed
-from ..services.store import decode_cursor
+from .formatting import decode_cursor
 
 
-def parse_limit(raw: str | None, default: int) -> int:
-    """Plunk's ``parseInt(limit) || default``; <= 0 or non-numeric gives the default, capped."""
+def lenient_int(raw: str | None, default: int, maximum: int) -> int:
+    """A ``limit``, ``page`` or ``pageSize`` read as Plunk reads it (``parseInt(raw) || default``):
+    absent, not a whole number (``null``, ``abc``, ``1.5``) or < 1 gives ``default``; capped at
+    ``maximum``. Deliberately never a 422, for clients written against Plunk."""
     try:
         value = int(raw) if raw is not None else default
     except ValueError:
         value = default
-    if value <= 0:
+    if value < 1:
         value = default
-    return min(value, conf.EVENTS_MAX_LIMIT)
+    return min(value, maximum)
+
+
+def enum_message(choices, value: str) -> str:
+    """The 422 message of a query value outside ``choices`` (Zod's wording, as Plunk's)."""
+    expected = " | ".join(f"'{choice}'" for choice in choices)
+    return f"Invalid enum value. Expected {expected}, received '{value[:100]}'"
 
 
 def parse_cursor(raw: str | None, errors: FieldErrorList, field: str = "cursor"):

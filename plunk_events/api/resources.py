@@ -16,40 +16,15 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.viewsets import ViewSet
 
-from ..models import Contact, Segment, Workflow
-from ..services import automation, store
+from ..models import Contact, Segment
+from ..services import automation, contacts
 from ..services.errors import FieldErrorList, NotFound, ValidationFailed
 from ..services.validation import MISSING, check_data, check_email, check_subscribed, type_error
 from . import schema
 from . import serializers as s
+from .filters import ContactFilterSet, FilterSetViewMixin, WorkflowFilterSet
 from .mixins import PlunkAPIMixin
 from .pagination import ContactCursorPagination, PagePagination
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(schema.ErrorSerializer, description=description)
-
-
-E401 = {
-    401: _error("Missing or invalid secret key"),
-    **schema.ERRORS_415,
-    **schema.ERRORS_422_STORABLE,
-    **schema.ERRORS_429,
-    **schema.ERRORS_503,
-}
-E404 = {404: _error("No such id in this project (or not a UUID)")}
-E422 = {
-    **schema.ERRORS_BODY,
-    422: _error("Validation failed; `errors[]` names each field by its path"),
-}
-E409 = {
-    409: _error(
-        "An event name the new state references is being deleted by a live worker; "
-        "`error.details.deletions` lists the jobs. A job whose worker is gone is finished "
-        "first and the write goes ahead."
-    )
-}
-
 
 #: ``limit``, ``page`` and ``pageSize`` are read as Plunk reads them (``parseInt(x) || default``).
 LENIENT_NUMBER = "a value that is not a whole number (`null`, `abc`) or is < 1 gives the default"
@@ -82,12 +57,15 @@ def get_contact(project, contact_id: Any, *, using: str | None = None) -> Contac
     return contact
 
 
-class ContactViewSet(PlunkAPIMixin, ViewSet):
+class ContactViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
     """Plunk's contacts (spec §9, OpenAPI ``/contacts``): the same email, data and subscription
     rules as ``POST /v1/track``, including the ``contact.subscribed``/``unsubscribed`` events."""
 
+    filterset_class = ContactFilterSet
+
     @extend_schema(
         operation_id="listContacts",
+        filters=True,  # ``search`` and ``subscribed``, from the FilterSet
         parameters=[
             OpenApiParameter(
                 "limit",
@@ -95,8 +73,6 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
                 description=f"Default 20, at most 100; as in Plunk, {LENIENT_NUMBER}.",
             ),
             OpenApiParameter("cursor", str, description="The `cursor` of the previous page."),
-            OpenApiParameter("search", str, description="Case-insensitive substring of email."),
-            OpenApiParameter("subscribed", bool, description="Only (un)subscribed contacts."),
             OpenApiParameter(
                 "sort",
                 str,
@@ -114,25 +90,16 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
         ],
         responses={
             200: s.ContactListResponse,
-            **E401,
-            422: _error("Bad `subscribed`, `sort`, `dir` or `cursor`"),
+            **schema.ERRORS_401_SECRET,
+            422: schema.error_doc("Bad `subscribed`, `sort`, `dir` or `cursor`"),
         },
         tags=["Contacts"],
     )
     def list_contacts(self, request):
-        contacts = Contact.objects.filter(project=self.project)
-        search = request.query_params.get("search")
-        if search:
-            contacts = contacts.filter(email__icontains=search.strip())
-        subscribed = request.query_params.get("subscribed")
-        if subscribed in ("true", "false"):
-            contacts = contacts.filter(subscribed=subscribed == "true")
-        elif subscribed:
-            errors = FieldErrorList()
-            errors.add("subscribed", "Expected true or false", "invalid_type", "string")
-            raise ValidationFailed(errors)
+        # Filters first: a bad ``subscribed`` is the 422, before ``sort``, ``dir`` or ``cursor``.
+        listed = self.filter_queryset(self.get_queryset())
         paginator = ContactCursorPagination()
-        page = paginator.paginate_queryset(contacts, request, view=self)
+        page = paginator.paginate_queryset(listed, request, view=self)
         return paginator.get_paginated_response(s.ContactSerializer(page, many=True).data)
 
     @extend_schema(
@@ -141,8 +108,8 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
         responses={
             201: OpenApiResponse(s.ContactUpsertResponse, description="Contact created"),
             200: OpenApiResponse(s.ContactUpsertResponse, description="Contact updated"),
-            **E401,
-            **E422,
+            **schema.ERRORS_401_SECRET,
+            **schema.ERRORS_BODY_422,
         },
         tags=["Contacts"],
     )
@@ -154,7 +121,7 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
         data = check_data(errors, body.get("data", MISSING))
         if errors:
             raise ValidationFailed(errors)
-        state = store.upsert_contact(self.project, email, data=data, subscribed=subscribed)
+        state = contacts.upsert_contact(self.project, email, data=data, subscribed=subscribed)
         # Read back from the primary: a replica may not have the row yet.
         contact = get_contact(self.project, state.id, using=router.db_for_write(Contact))
         payload = s.ContactSerializer(contact).data
@@ -164,7 +131,7 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="getContact",
         parameters=[id_parameter("contact")],
-        responses={200: s.ContactSerializer, **E401, **E404},
+        responses={200: s.ContactSerializer, **schema.ERRORS_401_SECRET, **schema.ERRORS_404},
         tags=["Contacts"],
     )
     def retrieve(self, request, pk: str):
@@ -176,10 +143,10 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
         request=s.ContactUpdate,
         responses={
             200: s.ContactSerializer,
-            **E401,
-            **E404,
-            409: _error("Another contact of the project has this email"),
-            **E422,
+            **schema.ERRORS_401_SECRET,
+            **schema.ERRORS_404,
+            409: schema.error_doc("Another contact of the project has this email"),
+            **schema.ERRORS_BODY_422,
         },
         tags=["Contacts"],
     )
@@ -192,7 +159,7 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
         data = check_data(errors, body.get("data", MISSING))
         if errors:
             raise ValidationFailed(errors)
-        contact = store.update_contact(
+        contact = contacts.update_contact(
             self.project, contact.pk, email=email, data=data, subscribed=subscribed
         )
         return Response(s.ContactSerializer(contact).data)
@@ -200,11 +167,11 @@ class ContactViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="deleteContact",
         parameters=[id_parameter("contact")],
-        responses={204: None, **E401, **E404},
+        responses={204: None, **schema.ERRORS_401_SECRET, **schema.ERRORS_404},
         tags=["Contacts"],
     )
     def destroy(self, request, pk: str):
-        store.delete_contact(self.project, automation.uuid_or_404("Contact", pk))
+        contacts.delete_contact(self.project, automation.uuid_or_404("Contact", pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -218,7 +185,7 @@ class SegmentViewSet(PlunkAPIMixin, ViewSet):
 
     @extend_schema(
         operation_id="listSegments",
-        responses={200: s.SegmentSerializer(many=True), **E401},
+        responses={200: s.SegmentSerializer(many=True), **schema.ERRORS_401_SECRET},
         tags=["Segments"],
     )
     def list(self, request):
@@ -228,7 +195,12 @@ class SegmentViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="createSegment",
         request=s.SegmentSerializer,
-        responses={201: s.SegmentSerializer, **E401, **E409, **E422},
+        responses={
+            201: s.SegmentSerializer,
+            **schema.ERRORS_401_SECRET,
+            **schema.ERRORS_409_REFERENCE_DELETING,
+            **schema.ERRORS_BODY_422,
+        },
         tags=["Segments"],
     )
     def create(self, request):
@@ -248,7 +220,7 @@ class SegmentViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="getSegment",
         parameters=[id_parameter("segment")],
-        responses={200: s.SegmentSerializer, **E401, **E404},
+        responses={200: s.SegmentSerializer, **schema.ERRORS_401_SECRET, **schema.ERRORS_404},
         tags=["Segments"],
     )
     def retrieve(self, request, pk: str):
@@ -258,7 +230,13 @@ class SegmentViewSet(PlunkAPIMixin, ViewSet):
         operation_id="updateSegment",
         parameters=[id_parameter("segment")],
         request=s.SegmentSerializer(partial=True),
-        responses={200: s.SegmentSerializer, **E401, **E404, **E409, **E422},
+        responses={
+            200: s.SegmentSerializer,
+            **schema.ERRORS_401_SECRET,
+            **schema.ERRORS_404,
+            **schema.ERRORS_409_REFERENCE_DELETING,
+            **schema.ERRORS_BODY_422,
+        },
         tags=["Segments"],
     )
     def partial_update(self, request, pk: str):
@@ -271,7 +249,7 @@ class SegmentViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="deleteSegment",
         parameters=[id_parameter("segment")],
-        responses={204: None, **E401, **E404},
+        responses={204: None, **schema.ERRORS_401_SECRET, **schema.ERRORS_404},
         tags=["Segments"],
     )
     def destroy(self, request, pk: str):
@@ -283,12 +261,15 @@ class SegmentViewSet(PlunkAPIMixin, ViewSet):
 # Workflows
 
 
-class WorkflowViewSet(PlunkAPIMixin, ViewSet):
+class WorkflowViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
     """Event-triggered workflows (spec §6.4): the trigger event and every WAIT_FOR_EVENT step's
     event are references that the delete guard honours, whether the workflow is enabled or not."""
 
+    filterset_class = WorkflowFilterSet
+
     @extend_schema(
         operation_id="listWorkflows",
+        filters=True,  # ``search``, ``status``, ``sort`` and ``dir``, from the FilterSet
         parameters=[
             OpenApiParameter("page", int, description=f"1-based; default 1; {LENIENT_NUMBER}."),
             OpenApiParameter(
@@ -297,15 +278,18 @@ class WorkflowViewSet(PlunkAPIMixin, ViewSet):
                 description=f"Default 20, at most 100; as in Plunk, {LENIENT_NUMBER}.",
             ),
         ],
-        responses={200: s.WorkflowListResponse, **E401},
+        responses={
+            200: s.WorkflowListResponse,
+            **schema.ERRORS_401_SECRET,
+            422: schema.error_doc(
+                "Bad `status`, `sort` or `dir`, or a query value the database cannot store"
+            ),
+        },
         tags=["Workflows"],
     )
     def list_workflows(self, request):
-        workflows = (
-            Workflow.objects.filter(project=self.project)
-            .order_by("-created_at", "-id")
-            .prefetch_related("steps")
-        )
+        # Newest first unless ``sort``/``dir`` say otherwise (the FilterSet orders).
+        workflows = self.filter_queryset(self.get_queryset().prefetch_related("steps"))
         paginator = PagePagination()
         page = paginator.paginate_queryset(workflows, request, view=self)
         return paginator.get_paginated_response(s.WorkflowSerializer(page, many=True).data)
@@ -313,7 +297,12 @@ class WorkflowViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="createWorkflow",
         request=s.WorkflowSerializer,
-        responses={201: s.WorkflowSerializer, **E401, **E409, **E422},
+        responses={
+            201: s.WorkflowSerializer,
+            **schema.ERRORS_401_SECRET,
+            **schema.ERRORS_409_REFERENCE_DELETING,
+            **schema.ERRORS_BODY_422,
+        },
         tags=["Workflows"],
     )
     def create(self, request):
@@ -334,7 +323,7 @@ class WorkflowViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="getWorkflow",
         parameters=[id_parameter("workflow")],
-        responses={200: s.WorkflowSerializer, **E401, **E404},
+        responses={200: s.WorkflowSerializer, **schema.ERRORS_401_SECRET, **schema.ERRORS_404},
         tags=["Workflows"],
     )
     def retrieve(self, request, pk: str):
@@ -344,7 +333,13 @@ class WorkflowViewSet(PlunkAPIMixin, ViewSet):
         operation_id="updateWorkflow",
         parameters=[id_parameter("workflow")],
         request=s.WorkflowSerializer(partial=True),
-        responses={200: s.WorkflowSerializer, **E401, **E404, **E409, **E422},
+        responses={
+            200: s.WorkflowSerializer,
+            **schema.ERRORS_401_SECRET,
+            **schema.ERRORS_404,
+            **schema.ERRORS_409_REFERENCE_DELETING,
+            **schema.ERRORS_BODY_422,
+        },
         tags=["Workflows"],
     )
     def partial_update(self, request, pk: str):
@@ -365,7 +360,7 @@ class WorkflowViewSet(PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="deleteWorkflow",
         parameters=[id_parameter("workflow")],
-        responses={204: None, **E401, **E404},
+        responses={204: None, **schema.ERRORS_401_SECRET, **schema.ERRORS_404},
         tags=["Workflows"],
     )
     def destroy(self, request, pk: str):

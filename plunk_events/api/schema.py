@@ -38,13 +38,14 @@ class ErrorSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField()
 
 
-def _error(description: str) -> OpenApiResponse:
+def error_doc(description: str) -> OpenApiResponse:
+    """An error response of an operation: the envelope, with what it means there."""
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
 #: Every authenticated route is rate limited, so every error set below includes the 429.
 ERRORS_429 = {
-    429: _error(
+    429: error_doc(
         "Rate limit exceeded (code RATE_LIMIT_EXCEEDED): the project's limit for this route, or "
         "too many failed authentications from this address. `Retry-After` and "
         "`error.details.retryAfter` give the seconds to wait; every response of the route "
@@ -53,24 +54,24 @@ ERRORS_429 = {
 }
 #: Every route checks its query and path values before they reach SQL.
 ERRORS_422_STORABLE = {
-    422: _error("A query or path value the database cannot store (a NUL, an unpaired surrogate)")
+    422: error_doc("A query or path value the database cannot store (a NUL, an unpaired surrogate)")
 }
 #: Every route reads the database.
 ERRORS_503 = {
-    503: _error(
+    503: error_doc(
         "The database is unavailable (code DATABASE_ERROR): nothing was written; retry after "
         "`Retry-After` seconds."
     )
 }
 #: Every route, when a request carries a body: checked before anything reads it.
 ERRORS_415 = {
-    415: _error(
+    415: error_doc(
         "A body whose Content-Type is not JSON (`application/json`, `application/*+json`) or "
         "names a charset JSON does not allow (code UNSUPPORTED_MEDIA_TYPE)"
     )
 }
 ERRORS_401 = {
-    401: _error("Missing or invalid API key"),
+    401: error_doc("Missing or invalid API key"),
     **ERRORS_415,
     **ERRORS_422_STORABLE,
     **ERRORS_429,
@@ -78,26 +79,45 @@ ERRORS_401 = {
 }
 #: Every route with a JSON request body.
 ERRORS_BODY = {
-    400: _error("Malformed JSON"),
-    413: _error("Request body too large"),
+    400: error_doc("Malformed JSON"),
+    413: error_doc("Request body too large"),
 }
-ERRORS_401_422 = {**ERRORS_401, 422: _error("Invalid query parameter")}
-ERRORS_400_401 = {400: _error("System event, or referenced by a segment or workflow"), **ERRORS_401}
+ERRORS_401_422 = {**ERRORS_401, 422: error_doc("Invalid query parameter")}
+#: Contacts, segments and workflows take the secret key only.
+ERRORS_401_SECRET = {**ERRORS_401, 401: error_doc("Missing or invalid secret key")}
+ERRORS_404 = {404: error_doc("No such id in this project (or not a UUID)")}
+#: A contact, segment or workflow body.
+ERRORS_BODY_422 = {
+    **ERRORS_BODY,
+    422: error_doc("Validation failed; `errors[]` names each field by its path"),
+}
+#: A segment or workflow write naming an event whose delete job is unfinished.
+ERRORS_409_REFERENCE_DELETING = {
+    409: error_doc(
+        "An event name the new state references is being deleted by a live worker; "
+        "`error.details.deletions` lists the jobs. A job whose worker is gone is finished "
+        "first and the write goes ahead."
+    )
+}
+ERRORS_400_401 = {
+    400: error_doc("System event, or referenced by a segment or workflow"),
+    **ERRORS_401,
+}
 ERRORS_401_409_422 = {
     **ERRORS_BODY,
-    400: _error("Malformed JSON, or an Idempotency-Key that is not 1-255 printable ASCII"),
+    400: error_doc("Malformed JSON, or an Idempotency-Key that is not 1-255 printable ASCII"),
     **ERRORS_401,
-    409: _error("Idempotency-Key already used"),
-    413: _error("Body over `TRACK_MAX_BYTES` (1 MB by default)"),
-    422: _error("Validation failed"),
+    409: error_doc("Idempotency-Key already used"),
+    413: error_doc("Body over `TRACK_MAX_BYTES` (1 MB by default)"),
+    422: error_doc("Validation failed"),
 }
 ERRORS_401_413_422 = {
     **ERRORS_BODY,
-    400: _error("Malformed JSON, or an Idempotency-Key that is not 1-255 printable ASCII"),
+    400: error_doc("Malformed JSON, or an Idempotency-Key that is not 1-255 printable ASCII"),
     **ERRORS_401,
-    409: _error("Idempotency-Key already used"),
-    413: _error("Body over `BATCH_MAX_BYTES` (500 KB by default)"),
-    422: _error("No valid item, or not 1 to `BATCH_MAX_EVENTS` items"),
+    409: error_doc("Idempotency-Key already used"),
+    413: error_doc("Body over `BATCH_MAX_BYTES` (500 KB by default)"),
+    422: error_doc("No valid item, or not 1 to `BATCH_MAX_EVENTS` items"),
 }
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
@@ -239,7 +259,7 @@ class EventUsageResponse(serializers.Serializer):
 
 #: 409 of ``DELETE /events/<name>`` while a live worker is deleting the name already.
 ERROR_409_DELETION_RUNNING = {
-    409: _error(
+    409: error_doc(
         "Being deleted by a live worker already (code CONFLICT); `error.details.deletion` is the "
         "job, as in `GET /events/{eventName}/usage`."
     )

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Segment, WorkflowStep
-from ..services.store import iso_timestamp
+from .formatting import iso_timestamp
 
 
 class TimestampField(serializers.DateTimeField):

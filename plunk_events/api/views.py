@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -12,14 +11,16 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import ViewSet
 
 from ..conf import conf
-from ..services import store
+from ..services import deletion, events, ingest, rollups
 from ..services.errors import FieldErrorList, PlunkError, ValidationFailed
-from ..services.store import iso_timestamp as iso
 from ..services.validation import MISSING, parse_track, type_error
 from . import schema
 from .authentication import TrackKeyAuthentication
+from .filters import ContactEventFilterSet, EventFilterSet, FilterSetViewMixin
+from .formatting import encode_cursor, jsonable
+from .formatting import iso_timestamp as iso
 from .mixins import PlunkAPIMixin
-from .params import date_window, parse_cursor, parse_limit
+from .params import date_window, lenient_int, parse_cursor
 from .throttling import TrackRateThrottle
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
@@ -36,7 +37,7 @@ def idempotency_key(request) -> str | None:
     return value
 
 
-def track_result_json(result: store.TrackResult) -> dict:
+def track_result_json(result: ingest.TrackResult) -> dict:
     return {
         "contact": str(result.contact_id),
         "event": str(result.event_id),
@@ -98,9 +99,9 @@ class TrackView(PublicEndpointMixin, APIView):
     def post(self, request):
         key = idempotency_key(request)
         if key is not None:
-            store.find_idempotency_key(self.project, key)
+            ingest.find_idempotency_key(self.project, key)
         item = parse_track(request.data)
-        result = store.track(self.project, item, idempotency_key=key, path=request.path)
+        result = ingest.track(self.project, item, idempotency_key=key, path=request.path)
         return Response({"success": True, "data": track_result_json(result)})
 
 
@@ -123,7 +124,7 @@ class TrackBatchView(PublicEndpointMixin, APIView):
     def post(self, request):
         key = idempotency_key(request)
         if key is not None:
-            store.find_idempotency_key(self.project, key)
+            ingest.find_idempotency_key(self.project, key)
         errors = FieldErrorList()
         if not isinstance(request.data, dict):
             type_error(errors, "body", "object", request.data)
@@ -150,7 +151,7 @@ class TrackBatchView(PublicEndpointMixin, APIView):
                 results.append({"index": index, "success": False, "errors": exc.errors})
         if not valid:
             raise ValidationFailed([e for result in results for e in result["errors"]])
-        tracked = store.track_many(
+        tracked = ingest.track_many(
             self.project, [item for _, item in valid], idempotency_key=key, path=request.path
         )
         for (index, _), result in zip(valid, tracked, strict=True):
@@ -200,33 +201,36 @@ def alias_delete_schema(operation_id: str, name: str) -> dict:
     }
 
 
-class EventViewSet(PlunkAPIMixin, ViewSet):
+class EventViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
     """The ``/events`` family; every route takes the secret key (spec §4).
 
     Routes are declared by hand in ``api/urls.py`` so names with dots, slashes or words such as
     ``names`` still reach ``destroy`` (spec §4.8).
     """
 
+    # The FilterSets validate the filters; the event service runs the keyset query with them.
+    filterset_class = EventFilterSet
+
     def _page(self, request, *, default_limit: int, **filters) -> dict:
         errors = FieldErrorList()
         after = parse_cursor(request.query_params.get("cursor"), errors)
         if errors:
             raise ValidationFailed(errors)
-        limit = parse_limit(request.query_params.get("limit"), default_limit)
+        limit = lenient_int(request.query_params.get("limit"), default_limit, conf.EVENTS_MAX_LIMIT)
         with_contact = filters.get("contact_id") is None  # the contact route skips the join
-        page = store.list_events(
+        page = events.list_events(
             self.project, limit=limit, after=after, with_contact_email=with_contact, **filters
         )
         return {
             "events": [event_json(row, with_contact=with_contact) for row in page.events],
-            "cursor": page.cursor,
+            "cursor": encode_cursor(page.next_after) if page.next_after else None,
             "hasMore": page.has_more,
         }
 
     @extend_schema(
         operation_id="listEvents",
+        filters=True,  # ``eventName``, from the FilterSet
         parameters=[
-            OpenApiParameter("eventName", str, description="Only events with this exact name."),
             schema.limit_parameter(100),
             schema.CURSOR_PARAMETER,
         ],
@@ -235,8 +239,8 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
     )
     def list_events(self, request):
         # Not named ``list``: drf-spectacular would document the response as an array.
-        name = request.query_params.get("eventName") or None
-        return Response(self._page(request, default_limit=100, name=name))
+        filters = self.filterset(request).lookups()
+        return Response(self._page(request, default_limit=100, **filters))
 
     @extend_schema(
         operation_id="listEventNames",
@@ -244,10 +248,11 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
         tags=["Events"],
     )
     def names(self, request, **kwargs):
-        return Response({"eventNames": store.event_names(self.project)})
+        return Response({"eventNames": rollups.event_names(self.project)})
 
     @extend_schema(
         operation_id="getEventStats",
+        filters=False,  # a list, but not of events: ``eventName`` does not apply
         parameters=[
             OpenApiParameter(
                 "startDate", str, description="ISO 8601 date or date-time, inclusive."
@@ -261,7 +266,7 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
     )
     def stats(self, request, **kwargs):
         start, end = date_window(request.query_params)
-        return Response(store.event_stats(self.project, start, end))
+        return Response(rollups.event_stats(self.project, start, end))
 
     @extend_schema(
         operation_id="listContactEvents",
@@ -270,12 +275,11 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
         tags=["Events"],
     )
     def contact_events(self, request, contactId: str, **kwargs):
-        try:
-            contact_uuid = uuid.UUID(contactId)
-        except ValueError:
+        contact = ContactEventFilterSet({"contactId": contactId}, self.get_queryset())
+        if not contact.is_valid():
             # Plunk never checks the contact: unknown or malformed ids list nothing.
             return Response({"events": [], "cursor": None, "hasMore": False})
-        return Response(self._page(request, default_limit=50, contact_id=contact_uuid))
+        return Response(self._page(request, default_limit=50, **contact.lookups()))
 
     @extend_schema(
         operation_id="getEventUsage",
@@ -286,7 +290,7 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
         tags=["Events"],
     )
     def usage(self, request, eventName: str, **kwargs):
-        return Response(store.event_usage(self.project, eventName).as_dict())
+        return Response(jsonable(rollups.event_usage(self.project, eventName).as_dict()))
 
     @extend_schema(
         operation_id="deleteEventsByName",
@@ -296,7 +300,7 @@ class EventViewSet(PlunkAPIMixin, ViewSet):
         tags=["Events"],
     )
     def destroy(self, request, eventName: str, **kwargs):
-        deleted = store.delete_events_by_name(self.project, eventName)
+        deleted = deletion.delete_events_by_name(self.project, eventName)
         return Response({"deletedCount": deleted}, status=status.HTTP_200_OK)
 
     # DELETE on the four GET routes below is a delete by name (spec §4.8): event names may be

@@ -14,12 +14,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from django.db import router, transaction
+from django.db import transaction
 from django.db.models import Prefetch
 
 from ..models import Project, Segment, Workflow, WorkflowStep
-from . import references, store
+from . import deletion, references
 from .conditions import validate_condition
+from .db import db_for_write
 from .errors import FieldErrorList, NotFound, ValidationFailed
 from .validation import MISSING, check_event_name, type_error
 
@@ -46,7 +47,7 @@ def finish_abandoned_deletions(refused: references.DeletionRunning) -> bool:
     """
     if not refused.abandoned:
         return False
-    return all(store.resume_deletion(job) is not None for job in refused.jobs)
+    return all(deletion.resume_deletion(job) is not None for job in refused.jobs)
 
 
 def _finishing_abandoned_deletions(write: Callable[..., T]) -> Callable[..., T]:
@@ -78,11 +79,6 @@ def uuid_or_404(resource: str, value: Any) -> uuid.UUID:
 
 # ---------------------------------------------------------------------------------------------
 # Segments
-
-
-def _write_db() -> str:
-    """Writes, and the reads inside their transactions, use the primary even with a replica."""
-    return router.db_for_write(Segment)
 
 
 def get_segment(project: Project, segment_id: Any, *, using: str | None = None) -> Segment:
@@ -125,7 +121,7 @@ def create_segment(
     track_membership: bool = False,
 ) -> Segment:
     condition = _segment_condition(type, condition)
-    alias = _write_db()
+    alias = db_for_write()
     with transaction.atomic(using=alias):
         references.guard_new_references(project, references.condition_event_names(condition))
         return Segment.objects.using(alias).create(
@@ -148,7 +144,7 @@ def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment
     unknown = set(changes) - set(SEGMENT_FIELDS)
     if unknown:
         raise TypeError(f"unknown segment fields: {sorted(unknown)}")
-    alias = _write_db()
+    alias = db_for_write()
     with transaction.atomic(using=alias):
         references.lock_project(project)
         segment = get_segment(project, segment_id, using=alias)
@@ -164,7 +160,7 @@ def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment
 
 
 def delete_segment(project: Project, segment_id: Any) -> None:
-    alias = _write_db()
+    alias = db_for_write()
     with transaction.atomic(using=alias):
         references.lock_project(project)  # deletes serialise with the delete guard too
         get_segment(project, segment_id, using=alias).delete(using=alias)
@@ -327,7 +323,7 @@ def create_workflow(
     event_name = _event_name_or_raise(event_name)
     steps = _steps_or_raise(steps)
     trigger_config = {"eventName": event_name}
-    alias = _write_db()
+    alias = db_for_write()
     with transaction.atomic(using=alias):
         references.guard_new_references(
             project, references.workflow_event_names(trigger_config, steps)
@@ -366,7 +362,7 @@ def update_workflow(
         event_name = _event_name_or_raise(event_name)
     if steps is not None:
         steps = _steps_or_raise(steps)
-    alias = _write_db()
+    alias = db_for_write()
     with transaction.atomic(using=alias):
         references.lock_project(project)
         workflow = get_workflow(project, workflow_id, using=alias)
@@ -404,7 +400,7 @@ def update_workflow(
 
 
 def delete_workflow(project: Project, workflow_id: Any) -> None:
-    alias = _write_db()
+    alias = db_for_write()
     with transaction.atomic(using=alias):
         references.lock_project(project)  # deletes serialise with the delete guard too
         get_workflow(project, workflow_id, using=alias).delete(using=alias)

@@ -1,7 +1,7 @@
 """Per-name summaries behind the admin's statistics pages.
 
-Totals and daily volumes come from :func:`store.event_counts` and :func:`store.daily_counts`, the
-functions behind ``GET /events/stats``; all-time figures of one name from :func:`store.event_usage`
+Totals and daily volumes come from :func:`rollups.event_counts` and :func:`rollups.daily_counts`, the
+functions behind ``GET /events/stats``; all-time figures of one name from :func:`rollups.event_usage`
 (``GET /events/<name>/usage``), and references follow :func:`references.find_references`, so the
 admin and the API never disagree. Added here is only what the API lacks: unique contacts, first
 and last seen per name inside a window, and a name's top contacts.
@@ -25,7 +25,7 @@ from django.db.models import Count, F, Max, Min, OuterRef, Subquery
 
 from ..constants import is_system_event
 from ..models import Contact, Event, EventNameTotal, Project
-from . import store
+from . import rollups
 from .references import References, references_by_name
 
 T = TypeVar("T")
@@ -167,13 +167,13 @@ def name_summaries(
 
     ``count`` is exactly what ``GET /events/stats`` answers for the same window.
     """
-    counts = store.event_counts(project, start, end)
+    counts = rollups.event_counts(project, start, end)
     total = sum(counts.values())
     contacts = unique_contacts(project, start, end, budget_ms=budget_ms)
     seen = seen_range(project, counts, start, end)
     refs = references_by_name(project, counts)
     rows = []
-    for name, n in store.ranked(counts):
+    for name, n in rollups.ranked(counts):
         first, last = seen.get(name, (None, None))
         rows.append(
             NameSummary(
@@ -204,7 +204,7 @@ class TopContact:
 class NameDetail:
     name: str
     #: All-time figures and references, exactly ``GET /events/<name>/usage``.
-    usage: store.Usage
+    usage: rollups.Usage
     #: The name's row for the window (count from ``event_counts``).
     summary: NameSummary
     #: Most active contacts in the window; None when not computed (time budget).
@@ -245,8 +245,8 @@ def name_detail(
     budget_ms: int = CONTACTS_BUDGET_MS,
 ) -> NameDetail:
     """Everything the admin's page of one event name shows, apart from its chart."""
-    usage = store.event_usage(project, name)
-    counts = store.event_counts(project, start, end)
+    usage = rollups.event_usage(project, name)
+    counts = rollups.event_counts(project, start, end)
     total = sum(counts.values())
     n = counts.get(name, 0)
     if start is None and end is None:

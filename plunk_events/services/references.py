@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import router
@@ -133,10 +133,7 @@ def deletion_json(job: EventDeletion, now: datetime | None = None) -> dict[str, 
     return {
         "status": "RUNNING" if job.worker_alive(now) else "ABANDONED",
         "deleted": job.deleted_count,
-        # Like ``store.iso_timestamp`` (the store imports this module, not the other way round).
-        "startedAt": job.created_at.astimezone(UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "startedAt": job.created_at,
     }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import EmailValidator
 
-from ..constants import EMAIL_MAX_LENGTH, EVENT_NAME_MAX_LENGTH, RESERVED_DATA_KEYS, is_system_event
+from ..constants import EMAIL_MAX_LENGTH, EVENT_NAME_MAX_LENGTH, is_system_event
 from .errors import FieldErrorList, ValidationFailed
 
 _email_validator = EmailValidator()
@@ -142,37 +142,3 @@ def parse_track(body: Any, prefix: str = "") -> TrackInput:
     if is_system_event(event):
         raise reserved_event_error(event, prefix + "event")
     return TrackInput(email=email, event=event, subscribed=subscribed, data=data)
-
-
-def contact_data_patch(incoming: dict | None) -> tuple[dict, list[str]]:
-    """Plunk's data rules (spec §3.4) as a patch: the keys to set and the keys to delete.
-
-    Reserved keys and ``""`` are skipped; ``null`` deletes; ``{value, persistent: false}`` stays
-    off the contact; ``{value, persistent: true}`` is unwrapped. Keys are unique, so applying
-    the sets and then the deletes equals applying the keys one by one.
-    """
-    to_set: dict = {}
-    to_delete: list[str] = []
-    for key, value in (incoming or {}).items():
-        if key in RESERVED_DATA_KEYS or value == "":
-            continue
-        if value is None:
-            to_delete.append(key)
-            continue
-        if isinstance(value, dict) and "value" in value and "persistent" in value:
-            if value["persistent"] is False:
-                continue
-            if value["persistent"] is True:
-                value = value["value"]
-        to_set[key] = value
-    return to_set, to_delete
-
-
-def merge_contact_data(current: dict | None, incoming: dict | None) -> dict | None:
-    """``incoming`` applied onto a copy of ``current``: a shallow merge by Plunk's rules
-    (:func:`contact_data_patch`); an empty result is stored as ``None``."""
-    to_set, to_delete = contact_data_patch(incoming)
-    merged = {**(current or {}), **to_set}
-    for key in to_delete:
-        merged.pop(key, None)
-    return merged or None

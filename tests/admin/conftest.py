@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -84,3 +85,22 @@ def referenced(project):
     )
     workflow = automation.create_workflow(project, name="Thank buyers", event_name="purchase")
     return segment, workflow
+
+
+def insert_many_events(project: Project, name: str, n: int, contacts: list[Contact]) -> None:
+    """Insert ``n`` events of ``name`` in one ``INSERT … SELECT generate_series`` (PostgreSQL):
+    tens of thousands of rows in a fraction of a second, the last hour, cycling through
+    ``contacts``."""
+    table = Event._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (id, project_id, contact_id, name, created_at) "  # noqa: S608
+            "SELECT gen_random_uuid(), %s, (%s::uuid[])[1 + i %% %s], %s, "
+            "now() - i * interval '50 milliseconds' FROM generate_series(1, %s) AS i",
+            [project.pk, [c.pk for c in contacts], len(contacts), name, n],
+        )
+
+
+@pytest.fixture
+def insert_many():
+    return insert_many_events

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from plunk_events.admin.actions import execute_deletions, plan_deletions
 from plunk_events.models import Event, EventDeletion
-from plunk_events.services import automation, store
+from plunk_events.services import automation, deletion
 
 ACTION = "delete_events_with_selected_names"
 
@@ -252,13 +252,13 @@ class Killed(Exception):
 def interrupted(project, name, *, live: bool) -> EventDeletion:
     """A job whose worker deleted one batch and died, its lease expired or (``live``) not yet."""
     with override_settings(PLUNK_EVENTS={"DELETE_BATCH_SIZE": 1}):
-        job = store.start_deletion(project, name)
+        job = deletion.start_deletion(project, name)
 
         def die(deleted):
             raise Killed
 
         with pytest.raises(Killed):
-            store.run_deletion(job, on_batch=die)
+            deletion.run_deletion(job, on_batch=die)
     expires = timezone.now() + timedelta(minutes=5) if live else datetime(2000, 1, 1, tzinfo=UTC)
     EventDeletion.objects.filter(pk=job.pk).update(owner="dead", lease_expires_at=expires)
     job.refresh_from_db()

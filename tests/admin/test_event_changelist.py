@@ -187,7 +187,7 @@ def test_changelist_query_count_is_pinned(
     seed(other_project, {"noise": 500}, prefix="o")
     assert Event.objects.count() > 4000
     admin_client.get(url(project))  # the first read folds old days into the rollup
-    # session, user, project filter choices, the chosen project, name filter (store.event_counts:
+    # session, user, project filter choices, the chosen project, name filter (rollups.event_counts:
     # watermark, name totals, live tail, watermark check), count (PostgreSQL adds savepoint,
     # statement_timeout, rollback, release), the page itself, the date drill-down's first year.
     budget = 15 if is_postgres else 11

@@ -22,7 +22,7 @@ from plunk_events.models import (
     WorkflowStep,
     hash_key,
 )
-from plunk_events.services import automation, store
+from plunk_events.services import automation, events
 
 
 def messages_of(response) -> list[str]:
@@ -74,7 +74,7 @@ def test_contact_detail_shows_data_and_latest_events(admin_client, project, seed
     pretty = json.dumps({"plan": "pro", "seats": 3}, indent=2, sort_keys=True)
     assert pretty.replace('"', "&quot;") in html
     timeline = response.context["timeline"]
-    expected = store.list_events(project, contact_id=contact.pk, limit=20).events
+    expected = events.list_events(project, contact_id=contact.pk, limit=20).events
     assert [e["id"] for e in timeline] == [e["id"] for e in expected]
     assert len(timeline) == 20 and response.context["timeline_more"]
     event_url = reverse("admin:plunk_events_event_change", args=[timeline[0]["id"]])

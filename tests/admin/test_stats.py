@@ -274,9 +274,9 @@ def test_stats_page_query_count_is_pinned(
     seed(other_project, {"noise": 300}, prefix="o")
     assert Event.objects.filter(project=project).count() > 4000
     admin_client.get(STATS)  # the first read folds old days into the rollup
-    # session, user, project, counts (store.event_counts: watermark, rollup, live tail, watermark
+    # session, user, project, counts (rollups.event_counts: watermark, rollup, live tail, watermark
     # check), unique contacts, first and last seen (catalogue + correlated subqueries),
-    # references (segments, wait steps, workflows), chart (store.daily_counts: watermark, rollup
+    # references (segments, wait steps, workflows), chart (rollups.daily_counts: watermark, rollup
     # days, raw days, watermark check), the project selector. PostgreSQL adds 4 statements
     # around each time-budgeted query.
     budget = 21 if is_postgres else 17
@@ -290,3 +290,60 @@ def test_stats_page_query_count_is_pinned(
     # contacts and their emails, chart.
     with django_assert_max_num_queries(32 if is_postgres else 24):
         admin_client.get(name_url(project, "name03", window="90"))
+
+
+NOT_COMPUTED_CELL = '<span class="plunk-muted" title="Not computed">—</span>'
+NOT_COMPUTED_NOTES = (
+    "Unique contacts were not computed: this window holds too many events",
+    "not computed (too many events)",
+    "Not computed: this window holds too many events of this name",
+)
+
+
+@pytest.mark.requires_postgres
+def test_pages_say_not_computed_past_the_time_budget(
+    admin_client, project, seed, insert_many, settings
+):
+    people = seed(project, {"signup": 10}, days=7)
+    insert_many(project, "signup", 20_000, people)
+    insert_many(project, "login", 5_000, people)
+
+    # Within the (default) budget: every figure is shown.
+    response = stats(admin_client, project, window="30")
+    assert [(r.name, r.unique_contacts) for r in rows(response)] == [("signup", 40), ("login", 40)]
+    detail = admin_client.get(name_url(project, "signup", window="30")).content.decode()
+    for html in (response.content.decode(), detail):
+        assert NOT_COMPUTED_CELL not in html
+        assert not any(note in html for note in NOT_COMPUTED_NOTES)
+
+    # A 1 ms budget: the distinct-contact and top-contact queries are cancelled by PostgreSQL.
+    settings.PLUNK_EVENTS = {"ADMIN_STATS_BUDGET_MS": 1}
+    response = stats(admin_client, project, window="30", o="-unique")
+    assert response.status_code == 200
+    assert [(r.name, r.count, r.unique_contacts) for r in rows(response)] == [
+        ("signup", 20_010, None),
+        ("login", 5_000, None),
+    ]
+    html = response.content.decode()
+    assert NOT_COMPUTED_NOTES[0] in html
+    assert html.count(NOT_COMPUTED_CELL) == 2
+    response = admin_client.get(name_url(project, "signup", window="30"))
+    assert response.status_code == 200
+    assert response.context["detail"].summary.count == 20_010
+    html = response.content.decode()
+    assert NOT_COMPUTED_NOTES[1] in html and NOT_COMPUTED_NOTES[2] in html
+    assert "<h2>Top contacts</h2>" in html and people[0].email not in html
+
+
+def test_sqlite_has_no_time_budget(admin_client, project, seed, settings, is_postgres):
+    if is_postgres:
+        pytest.skip("SQLite behaviour")
+    seed(project, {"signup": 50})
+    settings.PLUNK_EVENTS = {"ADMIN_STATS_BUDGET_MS": 1}
+    response = stats(admin_client, project, window="all")
+    assert [(r.name, r.unique_contacts) for r in rows(response)] == [("signup", 40)]
+    detail = admin_client.get(name_url(project, "signup", window="90"))
+    assert detail.context["detail"].summary.unique_contacts == 40
+    assert detail.context["detail"].top_contacts is not None
+    for html in (response.content.decode(), detail.content.decode()):
+        assert not any(note in html for note in NOT_COMPUTED_NOTES)

@@ -24,7 +24,10 @@ FIELD_ERRORS_SUGGESTION = 'Check the "errors" array for specific field-level val
 
 
 def assert_error(response, status: int, code: str, message: str, **extra) -> dict:
-    """Assert the whole error envelope (spec §2); ``extra`` holds errors/details/suggestion."""
+    """Assert the whole error envelope (README, "Errors").
+
+    ``extra`` holds the ``errors``, ``details`` and ``suggestion`` the error carries.
+    """
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
     body = response.json()

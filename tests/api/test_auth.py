@@ -1,4 +1,4 @@
-"""Bearer-key authentication on every route (spec §1): which key class each route takes, the
+"""Bearer-key authentication on every route: which key class each route takes, the
 exact 401 envelopes, and never a 403."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from plunk_events.api.authentication import key_cache
 from plunk_events.models import Event, Project
-from plunk_events.services.projects import regenerate_keys
+from plunk_events.services.projects import key_cache, regenerate_keys
 
 from .helpers import INVALID_KEY_SUGGESTION, MISSING_AUTH_SUGGESTION, assert_error, counts
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from plunk_events.api.formatting import iso_timestamp
 from plunk_events.models import Event, EventDeletion, Workflow
-from plunk_events.services import store
+from plunk_events.services import deletion
 
 from .helpers import TIMESTAMP, assert_error, track
 
@@ -30,7 +31,7 @@ class Killed(Exception):
 def interrupted(project, name, *, batches: int, live: bool) -> EventDeletion:
     """A job whose worker committed ``batches`` batches and died holding its lease: expired, or
     (``live``) still running."""
-    job = store.start_deletion(project, name)
+    job = deletion.start_deletion(project, name)
     seen = []
 
     def die(deleted):
@@ -39,7 +40,7 @@ def interrupted(project, name, *, batches: int, live: bool) -> EventDeletion:
             raise Killed
 
     with pytest.raises(Killed):
-        store.run_deletion(job, on_batch=die)
+        deletion.run_deletion(job, on_batch=die)
     expires = timezone.now() + timedelta(minutes=5) if live else LONG_AGO
     EventDeletion.objects.filter(pk=job.pk).update(owner="dead-worker", lease_expires_at=expires)
     job.refresh_from_db()
@@ -71,7 +72,7 @@ def test_usage_shows_a_live_job_and_a_second_delete_is_refused(sk, project):
     assert body["deletion"] == {
         "status": "RUNNING",
         "deleted": 2,
-        "startedAt": store.iso_timestamp(job.created_at),
+        "startedAt": iso_timestamp(job.created_at),
     }
     assert TIMESTAMP.match(body["deletion"]["startedAt"])
     assert body["canDelete"] is False
@@ -96,7 +97,7 @@ def test_writes_naming_a_live_job_get_409_with_the_job(sk, project):
         "eventName": "old",
         "status": "RUNNING",
         "deleted": 2,
-        "startedAt": store.iso_timestamp(job.created_at),
+        "startedAt": iso_timestamp(job.created_at),
     }
     assert_error(
         response,

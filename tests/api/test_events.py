@@ -1,4 +1,4 @@
-"""The ``/events`` family (spec §4, issue 4's keyset extension): list, names, stats (exact before
+"""The ``/events`` family (with issue 4's keyset extension): list, names, stats (exact before
 and after the rollup), contact events, usage, guarded delete, odd names in URLs, unknown routes
 and methods, and project isolation."""
 
@@ -15,7 +15,7 @@ from django.db.models import Count
 from django.test import override_settings
 
 from plunk_events.models import Contact, Event, EventDailyCount, Segment, Workflow, WorkflowStep
-from plunk_events.services import store
+from plunk_events.services import rollups
 
 from .helpers import TIMESTAMP, VALIDATION_SUGGESTION, assert_error, assert_validation, track
 
@@ -344,7 +344,7 @@ def test_stats_and_names_are_exact_before_and_after_the_rollup(pk, sk, project, 
         assert_exact(sk, project)
     assert not EventDailyCount.objects.filter(project=project).exists()
 
-    store.rollup(project)
+    rollups.rollup(project)
     assert EventDailyCount.objects.filter(project=project).exists()
     assert_exact(sk, project)
 
@@ -360,7 +360,7 @@ def test_stats_and_names_are_exact_before_and_after_the_rollup(pk, sk, project, 
     assert sk.delete("/events/b").json() == {"deletedCount": 4}
     assert "b" not in sk.get("/events/names").json()["eventNames"]
     assert_exact(sk, project)
-    store.rollup(project)
+    rollups.rollup(project)
     assert_exact(sk, project)
 
 
@@ -682,7 +682,7 @@ def test_other_projects_references_do_not_block(sk, project, other_project):
 
 
 # ---------------------------------------------------------------------------------------------
-# Odd names in URLs (spec §4.8)
+# Odd names in URLs (README, "Events")
 
 ODD_NAMES = [
     "purchase.completed",
@@ -724,8 +724,8 @@ def test_odd_names_round_trip_through_usage_and_delete(pk, sk, project, name):
 
 
 def test_an_event_named_contact_can_be_deleted(pk, sk, project):
-    """``/events/contact/usage`` lists a contact's events (the collision of spec §4.8), but
-    ``DELETE /events/contact`` still deletes the name."""
+    """``/events/contact/usage`` lists a contact's events (Plunk's contact route wins over the
+    usage of a name "contact"), but ``DELETE /events/contact`` still deletes the name."""
     track(pk, {"email": "a@example.com", "event": "contact"})
     assert sk.get("/events/contact/usage").json()["events"] == []
     assert sk.delete("/events/contact").json() == {"deletedCount": 1}

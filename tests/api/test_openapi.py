@@ -15,7 +15,8 @@ from rest_framework.test import APIClient
 
 from plunk_events.services.projects import create_project
 
-# DELETE on the GET paths is ``DELETE /events/<name>`` for a name spelling that path (spec §4.8).
+# DELETE on the GET paths is ``DELETE /events/<name>`` for a name spelling that path (README,
+# "Events").
 EVENT_PATHS = {
     "/events": {"get"},
     "/events/names": {"get", "delete"},

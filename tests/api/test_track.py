@@ -1,4 +1,4 @@
-"""``POST /v1/track`` (spec §3): validation, reserved names, email normalisation, the subscribed
+"""``POST /v1/track``: validation, reserved names, email normalisation, the subscribed
 matrix with its system events, the data rules, the response, atomicity and Idempotency-Key."""
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def test_suggestion_without_type_errors(pk):
 
 
 # ---------------------------------------------------------------------------------------------
-# Reserved names (spec §3.3)
+# Reserved names
 
 RESERVED = [
     "email.sent",
@@ -368,7 +368,7 @@ def test_event_belongs_to_the_project_and_contact(pk, project, other_project, cl
 
 
 # ---------------------------------------------------------------------------------------------
-# Subscribed matrix (spec §3.5)
+# Subscribed matrix
 
 
 @pytest.mark.parametrize(("sent", "expected"), [(None, True), (True, True), (False, False)])
@@ -425,7 +425,7 @@ def test_flip_back_and_forth_emits_one_event_per_change(pk, project):
 
 
 # ---------------------------------------------------------------------------------------------
-# Data rules (spec §3.4)
+# Data rules
 
 RESERVED_KEYS = [
     "id",
@@ -569,7 +569,7 @@ def test_rejected_request_changes_nothing_for_an_existing_contact(pk, project, b
 
 
 # ---------------------------------------------------------------------------------------------
-# Idempotency-Key (spec §3.8)
+# Idempotency-Key
 
 
 def test_reused_key_is_409_with_the_original_request(pk, project):

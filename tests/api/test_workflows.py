@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from plunk_events.models import Workflow, WorkflowStep
-from plunk_events.services import store
+from plunk_events.services import deletion
 
 pytestmark = pytest.mark.django_db
 
@@ -340,7 +340,7 @@ def test_replacing_the_wait_step_unblocks_deletion(sk):
 def test_names_being_deleted_cannot_be_referenced(sk, project):
     """A deletion job that is still running refuses new references (409), segment or workflow."""
     track(sk, "old")
-    store.start_deletion(project, "old")  # recorded, batches not run yet, its worker alive
+    deletion.start_deletion(project, "old")  # recorded, batches not run yet, its worker alive
 
     error = assert_envelope(create(sk, eventName="old"), 409, "CONFLICT")
     assert error["details"]["eventNames"] == ["old"]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from plunk_events.constants import RESERVED_DATA_KEYS
 from plunk_events.models import Contact
-from plunk_events.services import store
+from plunk_events.services import ingest
 from plunk_events.services.validation import parse_track
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +77,7 @@ def tracked_data(project, existing, incoming, *, general_path: bool):
     if incoming is not None:
         body["data"] = incoming
     key = f"k-{email}" if general_path else None
-    store.track(project, parse_track(body), idempotency_key=key)
+    ingest.track(project, parse_track(body), idempotency_key=key)
     return Contact.objects.get(project=project, email=email).data
 
 

@@ -5,7 +5,7 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 
 from plunk_events.models import Project
-from plunk_events.services import store
+from plunk_events.services import deletion
 from plunk_events.services.errors import PlunkError
 
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         if found is None:
             raise CommandError(f"No project {project!r}")
         try:
-            deleted = store.delete_events_by_name(found, name)
+            deleted = deletion.delete_events_by_name(found, name)
         except PlunkError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(f"Deleted {deleted} events named {name!r}")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from plunk_events.services import store
+from plunk_events.services import deletion
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        jobs = store.resume_deletions(force=options["force"])
+        jobs = deletion.resume_deletions(force=options["force"])
         for job in jobs:
             self.stdout.write(f"{job.name}: {job.deleted_count} events deleted")
         self.stdout.write(f"{len(jobs)} job(s) finished")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from plunk_events.models import Project
-from plunk_events.services import store
+from plunk_events.services import ingest, rollups
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         for project in Project.objects.order_by("name"):
-            rows = store.rollup(project)
+            rows = rollups.rollup(project)
             self.stdout.write(f"{project.name}: {rows} day/name groups added")
-        purged = store.purge_expired_idempotency_keys()
+        purged = ingest.purge_expired_idempotency_keys()
         self.stdout.write(f"{purged} expired idempotency keys purged")

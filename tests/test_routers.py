@@ -7,7 +7,7 @@ from django.db import router
 from django.test import override_settings
 
 from plunk_events.models import Event, Project
-from plunk_events.services import store
+from plunk_events.services import ingest
 from plunk_events.services.validation import parse_track
 
 
@@ -31,7 +31,7 @@ def test_reads_go_to_the_replica_and_writes_to_default():
 def test_api_reads_through_the_replica(project, sk):
     from django.db import connections
 
-    store.track(project, parse_track({"email": "r@example.com", "event": "seen"}))
+    ingest.track(project, parse_track({"email": "r@example.com", "event": "seen"}))
     before = len(connections["replica"].queries_log)
     with override_settings(DEBUG=True):
         connections["replica"].force_debug_cursor = True

@@ -19,8 +19,9 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
+from plunk_events.api.formatting import iso_timestamp
 from plunk_events.models import Contact, Event, EventDeletion
-from plunk_events.services import automation, store
+from plunk_events.services import automation, deletion, rollups
 from plunk_events.services.errors import Conflict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def killed_job(project, name, *, batches: int, live: bool = False) -> EventDelet
     The worker runs through the service; only its death is written directly: the lease it
     held is left as a killed process leaves it, expired (or, ``live``, not yet expired).
     """
-    job = store.start_deletion(project, name)
+    job = deletion.start_deletion(project, name)
     done = []
 
     def die(deleted):
@@ -59,7 +60,7 @@ def killed_job(project, name, *, batches: int, live: bool = False) -> EventDelet
             raise Killed
 
     with pytest.raises(Killed):
-        store.run_deletion(job, on_batch=die)
+        deletion.run_deletion(job, on_batch=die)
     expires = timezone.now() + timedelta(minutes=5) if live else LONG_AGO
     EventDeletion.objects.filter(pk=job.pk).update(owner="dead-worker", lease_expires_at=expires)
     job.refresh_from_db()
@@ -81,7 +82,7 @@ def condition_on(name):
 @SMALL_BATCHES
 def test_every_batch_renews_the_lease_of_its_worker(project):
     add_events(project, "old", 10)
-    job = store.start_deletion(project, "old")
+    job = deletion.start_deletion(project, "old")
     assert job.worker_alive() and len(job.owner) == 32
     seen = []
 
@@ -90,7 +91,7 @@ def test_every_batch_renews_the_lease_of_its_worker(project):
         seen.append((row.owner, row.deleted_count, row.heartbeat_at, row.lease_expires_at))
 
     with override_settings(PLUNK_EVENTS={"DELETE_BATCH_SIZE": 3, "DELETE_LEASE_SECONDS": 7}):
-        assert store.run_deletion(job, on_batch=look) == 10
+        assert deletion.run_deletion(job, on_batch=look) == 10
     assert [s[0] for s in seen] == [job.owner] * 4
     assert [s[1] for s in seen] == [3, 6, 9, 10]
     heartbeats = [s[2] for s in seen]
@@ -107,14 +108,14 @@ def test_a_second_delete_is_refused_while_the_worker_lives(project):
     add_events(project, "old", 10)
     job = killed_job(project, "old", batches=1, live=True)
     with pytest.raises(Conflict) as refused:
-        store.delete_events_by_name(project, "old")
+        deletion.delete_events_by_name(project, "old")
     assert refused.value.status_code == 409
     assert refused.value.details == {
         "eventName": "old",
         "deletion": {
             "status": "RUNNING",
             "deleted": 3,
-            "startedAt": store.iso_timestamp(job.created_at),
+            "startedAt": job.created_at,
         },
     }
     # Nothing moved: no second deleter, the same cutoff, the same owner.
@@ -129,7 +130,7 @@ def test_a_second_delete_finishes_an_abandoned_job(project):
     add_events(project, "old", 10)
     job = killed_job(project, "old", batches=2)
     assert remaining(project, "old") == 4
-    assert store.delete_events_by_name(project, "old") == 10
+    assert deletion.delete_events_by_name(project, "old") == 10
     job.refresh_from_db()
     assert (job.status, job.deleted_count, job.owner) == (EventDeletion.Status.DONE, 10, "")
     assert job.cutoff > job.created_at  # the new request asked for everything up to now
@@ -147,7 +148,7 @@ def test_a_write_naming_an_abandoned_job_finishes_it_and_goes_ahead(project):
     job.refresh_from_db()
     assert (job.status, job.deleted_count) == (EventDeletion.Status.DONE, 10)
     assert remaining(project, "old") == 0
-    assert store.event_usage(project, "old").deletion is None
+    assert rollups.event_usage(project, "old").deletion is None
 
 
 @pytest.mark.django_db
@@ -178,7 +179,7 @@ def test_a_job_from_before_the_lease_counts_as_abandoned(project):
     """Jobs recorded before migration 0003 have no lease at all."""
     add_events(project, "old", 4)
     EventDeletion.objects.create(project=project, name="old", cutoff=timezone.now())
-    assert store.event_usage(project, "old").as_dict()["deletion"]["status"] == "ABANDONED"
+    assert rollups.event_usage(project, "old").as_dict()["deletion"]["status"] == "ABANDONED"
     segment_on(project, "old")
     assert remaining(project, "old") == 0
 
@@ -206,15 +207,15 @@ def test_a_worker_whose_job_was_taken_over_stops_without_counting_twice(project)
     """A stalled worker that outlived its lease: the new owner finishes the job, and the stalled
     one's next batch finds the lease gone, rolls back and reports 409."""
     add_events(project, "old", 10)
-    job = store.start_deletion(project, "old")
+    job = deletion.start_deletion(project, "old")
     taken = []
 
     def stall_then_wake(deleted):
         if not taken:
-            taken.append(store.resume_deletions(force=True))
+            taken.append(deletion.resume_deletions(force=True))
 
     with pytest.raises(Conflict) as lost:
-        store.run_deletion(job, on_batch=stall_then_wake)
+        deletion.run_deletion(job, on_batch=stall_then_wake)
     assert lost.value.status_code == 409
     assert [j.pk for j in taken[0]] == [job.pk]
     job.refresh_from_db()
@@ -225,12 +226,12 @@ def test_a_worker_whose_job_was_taken_over_stops_without_counting_twice(project)
 @pytest.mark.django_db
 def test_running_a_job_someone_else_holds_is_refused(project):
     add_events(project, "old", 2)
-    job = store.start_deletion(project, "old")
+    job = deletion.start_deletion(project, "old")
     stale_copy = EventDeletion.objects.get(pk=job.pk)  # has the owner's token, not its claim
     with pytest.raises(Conflict):
-        store.run_deletion(stale_copy)
+        deletion.run_deletion(stale_copy)
     assert remaining(project, "old") == 2
-    assert store.run_deletion(job) == 2
+    assert deletion.run_deletion(job) == 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,14 +250,14 @@ def test_concurrent_resumers_delete_exactly_once_and_count_exactly(project):
     def resume():
         try:
             start.wait()
-            outcomes.append(("resume", store.resume_deletion(job)))
+            outcomes.append(("resume", deletion.resume_deletion(job)))
         finally:
             connection.close()
 
     def delete():
         try:
             start.wait()
-            outcomes.append(("delete", store.delete_events_by_name(project, "old")))
+            outcomes.append(("delete", deletion.delete_events_by_name(project, "old")))
         except Conflict as exc:
             outcomes.append(("delete", exc))
         finally:
@@ -300,7 +301,7 @@ def test_two_resumers_of_one_job_claim_it_once(project):
     def resume():
         try:
             start.wait()
-            results.append(store.resume_deletion(job))
+            results.append(deletion.resume_deletion(job))
         finally:
             connection.close()
 
@@ -328,12 +329,12 @@ override_settings(PLUNK_EVENTS={
     "DELETE_BATCH_SIZE": 5, "DELETE_BATCH_SECONDS": 60, "DELETE_LEASE_SECONDS": 1,
 }).enable()
 from plunk_events.models import Project
-from plunk_events.services import store
-job = store.start_deletion(Project.objects.get(pk=sys.argv[1]), sys.argv[2])
+from plunk_events.services import deletion, rollups
+job = deletion.start_deletion(Project.objects.get(pk=sys.argv[1]), sys.argv[2])
 def progress(deleted):
     print(deleted, flush=True)
     time.sleep(0.05)
-store.run_deletion(job, on_batch=progress)
+deletion.run_deletion(job, on_batch=progress)
 print("finished", flush=True)
 """
 
@@ -387,7 +388,7 @@ def test_a_worker_killed_mid_job_is_taken_over(project, sk):
     assert usage["deletion"] == {
         "status": "ABANDONED",
         "deleted": job.deleted_count,
-        "startedAt": store.iso_timestamp(job.created_at),
+        "startedAt": iso_timestamp(job.created_at),
     }
     assert usage["canDelete"] is True
     response = sk.post("/segments", {"name": "s", "condition": condition_on("old")}, format="json")

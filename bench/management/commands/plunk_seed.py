@@ -1,6 +1,6 @@
 """``manage.py plunk_seed``: a reproducible synthetic data set, written through the event store.
 
-The shape follows the benchmark brief (performance.md §6): most events in one big project, event
+The shape is the benchmark's (BENCHMARKS.md, "Data set"): most events in one big project, event
 names with Zipf-distributed frequencies, a few very active contacts and many quiet ones,
 timestamps ascending over the last ``--days`` days, and a sprinkle of system events. The same
 arguments and ``--seed`` give the same rows (timestamps are relative to now).
@@ -20,12 +20,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, router
 from django.utils import timezone
 
+from bench import seeding
 from plunk_events.models import Contact, Event, EventDailyCount, EventNameTotal, Project
-from plunk_events.services import store
+from plunk_events.services import contacts, importer, rollups
 from plunk_events.services.projects import create_project
 
-SYSTEM_NAMES = ["email.sent", "email.delivery", "email.open", "email.click"]  # spec §5
-#: Rows per ``store.import_events`` call on the portable path.
+SYSTEM_NAMES = ["email.sent", "email.delivery", "email.open", "email.click"]  # sent by Plunk
+#: Rows per ``importer.import_events`` call on the portable path.
 IMPORT_CHUNK = 20_000
 
 
@@ -99,7 +100,7 @@ class Command(BaseCommand):
             choices=["auto", "sql", "import"],
             default="auto",
             help="sql: generate inside PostgreSQL (fast); import: Python rows through "
-            "store.import_events (any database); auto: sql on PostgreSQL.",
+            "importer.import_events (any database); auto: sql on PostgreSQL.",
         )
         parser.add_argument("--json", action="store_true", help="End with one JSON line.")
 
@@ -140,7 +141,7 @@ class Command(BaseCommand):
             project = projects[plan.index]
             t0 = time.monotonic()
             if method == "sql":
-                n = store.seed_events_sql(
+                n = seeding.seed_events_sql(
                     project,
                     events=plan.events,
                     contacts=plan.contacts,
@@ -165,7 +166,7 @@ class Command(BaseCommand):
         generated = time.monotonic()
 
         for project in projects:
-            store.rollup(project)
+            rollups.rollup(project)
         rolled = time.monotonic()
         if connection.vendor == "postgresql":
             tables = ", ".join(
@@ -225,7 +226,7 @@ class Command(BaseCommand):
         rng = random.Random(seed)
         for k in range(1, plan.contacts + 1):
             if not Contact.objects.filter(project=project, email=f"user{k}@example.com").exists():
-                store.upsert_contact(
+                contacts.upsert_contact(
                     project,
                     f"user{k}@example.com",
                     {"plan": rng.choice(["free", "pro", "team"]), "signup": k},
@@ -257,8 +258,8 @@ class Command(BaseCommand):
                 }
             )
             if len(rows) == IMPORT_CHUNK:
-                written += store.import_events(project, rows)
+                written += importer.import_events(project, rows)
                 rows = []
         if rows:
-            written += store.import_events(project, rows)
+            written += importer.import_events(project, rows)
         return written

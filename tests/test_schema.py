@@ -1,5 +1,5 @@
 """The schema is ready to be distributed by project (Citus): every tenant table carries the
-project, and every index and unique constraint starts with it (issue 4, brief §5)."""
+project, and every index and unique constraint starts with it (issue 4)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import override_settings
 
 from plunk_events.models import Contact, Event, EventDailyCount, EventDeletion, EventNameTotal
-from plunk_events.services import store
+from plunk_events.services import deletion, ingest, rollups
 from plunk_events.services.errors import Conflict
 from plunk_events.services.references import guard_new_references
 from plunk_events.services.validation import parse_track
@@ -35,8 +35,8 @@ def test_deletes_in_batches_and_keeps_other_names(project, other_project):
     add_events(project, "keep", 2)
     add_events(other_project, "old", 4)
     batches = []
-    job = store.start_deletion(project, "old")
-    assert store.run_deletion(job, on_batch=batches.append) == 10
+    job = deletion.start_deletion(project, "old")
+    assert deletion.run_deletion(job, on_batch=batches.append) == 10
     assert batches == [3, 3, 3, 1]
     assert not Event.objects.filter(project=project, name="old").exists()
     assert Event.objects.filter(project=project, name="keep").count() == 2
@@ -50,26 +50,26 @@ def test_deletes_in_batches_and_keeps_other_names(project, other_project):
 @SMALL_BATCHES
 def test_events_tracked_after_the_request_survive(project):
     add_events(project, "old", 5, days_ago=1)
-    job = store.start_deletion(project, "old")
-    later = store.track(project, parse_track({"email": "n@example.com", "event": "old"}))
-    assert store.run_deletion(job) == 5
+    job = deletion.start_deletion(project, "old")
+    later = ingest.track(project, parse_track({"email": "n@example.com", "event": "old"}))
+    assert deletion.run_deletion(job) == 5
     assert list(Event.objects.filter(project=project, name="old").values_list("id", flat=True)) == [
         later.event_id
     ]
-    assert store.event_counts(project)["old"] == 1
+    assert rollups.event_counts(project)["old"] == 1
 
 
 @pytest.mark.django_db
 @SMALL_BATCHES
 def test_interrupted_deletion_resumes(project):
     add_events(project, "old", 8)
-    job = store.start_deletion(project, "old")
+    job = deletion.start_deletion(project, "old")
 
     def crash_after_first_batch(count):
         raise RuntimeError("worker killed")
 
     with pytest.raises(RuntimeError):
-        store.run_deletion(job, on_batch=crash_after_first_batch)
+        deletion.run_deletion(job, on_batch=crash_after_first_batch)
     job.refresh_from_db()
     assert (job.status, job.deleted_count) == (EventDeletion.Status.RUNNING, 3)
     assert Event.objects.filter(project=project, name="old").count() == 5
@@ -84,7 +84,7 @@ def test_interrupted_deletion_resumes(project):
 @pytest.mark.django_db
 def test_a_name_being_deleted_cannot_gain_a_reference(project):
     add_events(project, "old", 2)
-    store.start_deletion(project, "old")
+    deletion.start_deletion(project, "old")
     with pytest.raises(Conflict) as refused:
         guard_new_references(project, {"old", "other"})
     assert refused.value.details["eventNames"] == ["old"]
@@ -93,7 +93,7 @@ def test_a_name_being_deleted_cannot_gain_a_reference(project):
             "eventName": "old",
             "status": "RUNNING",
             "deleted": 0,
-            "startedAt": store.iso_timestamp(EventDeletion.objects.get().created_at),
+            "startedAt": EventDeletion.objects.get().created_at,
         }
     ]
     guard_new_references(project, {"other"})  # unrelated names are fine
@@ -103,12 +103,12 @@ def test_a_name_being_deleted_cannot_gain_a_reference(project):
 def test_rollup_rows_of_a_deleted_name_go_too(project):
     add_events(project, "old", 4, days_ago=3)
     add_events(project, "keep", 1, days_ago=3)
-    store.rollup(project)
+    rollups.rollup(project)
     assert EventNameTotal.objects.filter(project=project, name="old").exists()
-    assert store.delete_events_by_name(project, "old") == 4
+    assert deletion.delete_events_by_name(project, "old") == 4
     assert not EventDailyCount.objects.filter(project=project, name="old").exists()
     assert not EventNameTotal.objects.filter(project=project, name="old").exists()
-    assert store.event_names(project) == ["keep"]
+    assert rollups.event_names(project) == ["keep"]
 
 
 @pytest.mark.django_db
@@ -130,20 +130,20 @@ def test_ingest_keeps_working_during_a_large_delete(project):
     tracked = []
     stop = threading.Event()
 
-    def ingest():
+    def keep_tracking():
         try:
             while not stop.is_set():
-                result = store.track(
+                result = ingest.track(
                     project, parse_track({"email": f"u{len(tracked)}@x.io", "event": "old"})
                 )
                 tracked.append(result.event_id)
         finally:
             connection.close()
 
-    worker = threading.Thread(target=ingest)
+    worker = threading.Thread(target=keep_tracking)
     worker.start()
     try:
-        deleted = store.delete_events_by_name(project, "old")
+        deleted = deletion.delete_events_by_name(project, "old")
     finally:
         stop.set()
         worker.join()
@@ -152,15 +152,15 @@ def test_ingest_keeps_working_during_a_large_delete(project):
     # Every event tracked after the request began survives; all older ones are gone.
     assert deleted + len(survivors) == 3000 + len(tracked)
     assert survivors <= set(tracked)
-    assert store.event_counts(project)["old"] == len(survivors)
+    assert rollups.event_counts(project)["old"] == len(survivors)
 
 
 @pytest.mark.django_db
 def test_a_repeated_delete_after_an_interruption_takes_newer_events_too(project, sk):
     add_events(project, "old", 2, days_ago=1)
-    job = store.start_deletion(project, "old")  # a request that died before deleting anything
+    job = deletion.start_deletion(project, "old")  # a request that died before deleting anything
     EventDeletion.objects.filter(pk=job.pk).update(lease_expires_at=job.created_at)  # it's gone
-    store.track(project, parse_track({"email": "late@example.com", "event": "old"}))
+    ingest.track(project, parse_track({"email": "late@example.com", "event": "old"}))
     response = sk.delete("/events/old")
     assert response.json() == {"deletedCount": 3}
     assert not Event.objects.filter(project=project, name="old").exists()
@@ -180,7 +180,7 @@ def test_deleting_a_contact_takes_its_events_out_of_names_and_stats(project, sk)
     add_events(project, "gone", 2, days_ago=5)  # contact d@example.com
     other, _ = Contact.objects.get_or_create(project=project, email="o@example.com")
     Event.objects.create(project=project, contact=other, name="kept")
-    store.rollup(project)
+    rollups.rollup(project)
     contact = Contact.objects.get(project=project, email="d@example.com")
     assert sk.delete(f"/contacts/{contact.pk}").status_code == 204
     assert sk.get("/events/names").json() == {"eventNames": ["kept"]}
@@ -193,6 +193,6 @@ def test_deleting_a_contact_takes_its_events_out_of_names_and_stats(project, sk)
 def test_slow_batches_shrink_to_keep_transactions_short(project):
     add_events(project, "old", 1000)
     batches = []
-    job = store.start_deletion(project, "old")
-    assert store.run_deletion(job, on_batch=batches.append) == 1000
+    job = deletion.start_deletion(project, "old")
+    assert deletion.run_deletion(job, on_batch=batches.append) == 1000
     assert batches == [400, 200, 100, 100, 100, 100, 0]

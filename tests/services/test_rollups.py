@@ -12,7 +12,7 @@ from django.db.models import Count
 from django.test import override_settings
 
 from plunk_events.models import Contact, Event, EventDailyCount, EventNameTotal
-from plunk_events.services import store
+from plunk_events.services import ingest, rollups
 from plunk_events.services.validation import parse_track
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +61,7 @@ def test_counts_equal_group_by_before_and_after_rollup(project):
     seed(project)
     # The read path rolls up lazily; compare every window.
     for start, end in windows():
-        assert store.event_counts(project, start, end) == +group_by(project, start, end), (
+        assert rollups.event_counts(project, start, end) == +group_by(project, start, end), (
             start,
             end,
         )
@@ -71,7 +71,7 @@ def test_counts_equal_group_by_before_and_after_rollup(project):
     before = list(
         EventDailyCount.objects.values_list("day", "name", "count").order_by("day", "name")
     )
-    assert store.rollup(project) == 0
+    assert rollups.rollup(project) == 0
     after = list(
         EventDailyCount.objects.values_list("day", "name", "count").order_by("day", "name")
     )
@@ -80,19 +80,19 @@ def test_counts_equal_group_by_before_and_after_rollup(project):
 
 def test_tracked_event_counts_immediately_after_rollup(project):
     seed(project, n=100)
-    store.rollup(project)
-    before = store.event_counts(project)
-    store.track(project, parse_track({"email": "new@example.com", "event": "a"}))
-    assert store.event_counts(project)["a"] == before["a"] + 1
+    rollups.rollup(project)
+    before = rollups.event_counts(project)
+    ingest.track(project, parse_track({"email": "new@example.com", "event": "a"}))
+    assert rollups.event_counts(project)["a"] == before["a"] + 1
     expected = sorted(group_by(project).items(), key=lambda kv: (-kv[1], kv[0]))
-    assert store.event_names(project) == [name for name, _ in expected]
-    window = store.event_counts(project, NOW - timedelta(minutes=5), None)
+    assert rollups.event_names(project) == [name for name, _ in expected]
+    window = rollups.event_counts(project, NOW - timedelta(minutes=5), None)
     assert window == +group_by(project, NOW - timedelta(minutes=5))
 
 
 def test_name_totals_match_rolled_days(project):
     seed(project)
-    store.rollup(project)
+    rollups.rollup(project)
     rolled_until = project.__class__.objects.get(pk=project.pk).events_rolled_until
     expected = group_by(project, None, rolled_until - timedelta(microseconds=1))
     totals = Counter(
@@ -104,28 +104,28 @@ def test_name_totals_match_rolled_days(project):
 def test_names_cost_does_not_grow_with_events(project, other_project, django_assert_num_queries):
     seed(project, n=50)
     seed(other_project, n=3000)
-    store.rollup(project)
-    store.rollup(other_project)
+    rollups.rollup(project)
+    rollups.rollup(other_project)
     # Up to date: the watermark, the name totals, the live tail, the watermark again.
     with django_assert_num_queries(4):
-        small = store.event_names(project)
+        small = rollups.event_names(project)
     with django_assert_num_queries(4):
-        big = store.event_names(other_project)
+        big = rollups.event_names(other_project)
     assert set(small) == set(big) == {"a", "b", "c.d", "e f"}
 
 
 def test_projects_are_isolated(project, other_project):
     seed(project, n=200)
     seed(other_project, n=50, names=("z",))
-    assert set(store.event_counts(other_project)) == {"z"}
-    assert "z" not in store.event_counts(project)
+    assert set(rollups.event_counts(other_project)) == {"z"}
+    assert "z" not in rollups.event_counts(project)
 
 
 @override_settings(PLUNK_EVENTS={"ROLLUP_LAG_SECONDS": 10 * 86400 + 5 * 3600})
 def test_watermark_inside_a_day_splits_that_day_between_rollup_and_raw(project):
     """The watermark's own day is partly in the rollup and partly raw; every window still adds up."""
     seed(project, n=800)
-    store.rollup(project)
+    rollups.rollup(project)
     rolled = project.__class__.objects.get(pk=project.pk).events_rolled_until
     assert rolled.time() != time(0)  # mid-day
     day = rolled.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -137,12 +137,12 @@ def test_watermark_inside_a_day_splits_that_day_between_rollup_and_raw(project):
         (day, day + timedelta(days=1) - timedelta(microseconds=1)),
         (day - timedelta(days=2), day - timedelta(microseconds=1)),
     ]:
-        assert store.event_counts(project, start, end) == +group_by(project, start, end), (
+        assert rollups.event_counts(project, start, end) == +group_by(project, start, end), (
             start,
             end,
         )
         per_day = Counter()
-        for (_, name), n in store.daily_counts(project, start, end).items():
+        for (_, name), n in rollups.daily_counts(project, start, end).items():
             per_day[name] += n
         assert per_day == +group_by(project, start, end)
 
@@ -159,3 +159,48 @@ def test_rollup_command_purges_expired_idempotency_keys(project):
         )
     call_command("plunk_rollup")
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["live"]
+
+
+def test_reads_never_change_the_project_object_they_are_given(project):
+    """The API key cache shares one Project between requests: a read must not write to it."""
+    seed(project, n=50)
+    before = project.events_rolled_until
+    assert rollups.event_names(project)
+    assert project.events_rolled_until == before
+    assert project.__class__.objects.get(pk=project.pk).events_rolled_until is not None
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_read_does_not_wait_behind_a_delete_holding_the_project_lock(project):
+    """``catch_up_rollups`` skips the project row lock a delete (or another rollup) holds: the GET
+    answers at once, exactly, from the longer raw tail (here: all events, never rolled up)."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from plunk_events.services.references import lock_project
+
+    seed(project, n=300)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        with transaction.atomic():
+            lock_project(project)
+            locked.set()
+            release.wait(10)
+        connections.close_all()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(5)
+        started = datetime.now(UTC)
+        counts = rollups.event_counts(project)
+        waited = datetime.now(UTC) - started
+    finally:
+        release.set()
+        holder.join()
+    assert counts == group_by(project)
+    assert waited < timedelta(seconds=2)
+    assert project.__class__.objects.get(pk=project.pk).events_rolled_until is None
