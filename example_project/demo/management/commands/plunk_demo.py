@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from plunk_events.models import Event, Project, Segment, Workflow
-from plunk_events.services import automation, store
+from plunk_events.services import automation, importer
 from plunk_events.services.projects import create_project, regenerate_keys
 
 PROJECT_NAME = "Demo"
@@ -179,7 +179,7 @@ class Command(BaseCommand):
         loaded = not Event.objects.filter(project=project).exists()
         if loaded:
             now = timezone.now().replace(minute=0, second=0, microsecond=0)
-            store.import_events(project, demo_rows(now))
+            importer.import_events(project, demo_rows(now))
         self.ensure_segment(project)
         self.ensure_workflow(project)
         self.ensure_admin()
