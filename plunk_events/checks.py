@@ -1,4 +1,8 @@
-"""System checks: misconfiguration fails at ``manage.py check``, not at the first request."""
+"""System checks: misconfiguration fails at ``manage.py check``, not at the first request.
+
+One registered function per rule, each error with a hint; :func:`check_settings` runs them all
+at once for callers that want every problem in one list.
+"""
 
 from __future__ import annotations
 
@@ -8,97 +12,137 @@ from django.core.checks import Error, Tags, Warning, register
 
 from .conf import DEFAULTS
 
+#: Settings that must be positive integers (plunk_events.E002).
+POSITIVE_INTEGERS = (
+    "EVENTS_MAX_LIMIT",
+    "BATCH_MAX_EVENTS",
+    "BATCH_MAX_BYTES",
+    "TRACK_MAX_BYTES",
+    "DELETE_BATCH_SIZE",
+    "IDEMPOTENCY_KEY_TTL_HOURS",
+    "ROLLUP_LAG_SECONDS",
+    "ADMIN_STATS_BUDGET_MS",
+)
+REQUIRED_APPS = ("rest_framework", "django_filters")
+SETTINGS_HINT = 'See "Settings" in the README of plunk-events.'
+
+
+def _plunk_settings() -> dict:
+    """``PLUNK_EVENTS`` when it is a dict, else ``{}`` (:func:`check_settings_type` reports it)."""
+    value = getattr(settings, "PLUNK_EVENTS", {})
+    return value if isinstance(value, dict) else {}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
 
 @register(Tags.compatibility)
-def check_settings(app_configs=None, **kwargs):
-    problems = []
-    value = getattr(settings, "PLUNK_EVENTS", {})
-    if not isinstance(value, dict):
-        return [Error("PLUNK_EVENTS must be a dict.", id="plunk_events.E001")]
-    unknown = sorted(set(value) - set(DEFAULTS))
-    if unknown:
-        problems.append(
-            Error(
-                f"PLUNK_EVENTS has unknown keys: {', '.join(unknown)}.",
-                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
-                id="plunk_events.E001",
-            )
+def check_settings_type(app_configs=None, **kwargs):
+    if isinstance(getattr(settings, "PLUNK_EVENTS", {}), dict):
+        return []
+    return [
+        Error(
+            "PLUNK_EVENTS must be a dict.",
+            hint=f'e.g. PLUNK_EVENTS = {{"TRACK_REQUIRE_PUBLIC_KEY": True}}. {SETTINGS_HINT}',
+            id="plunk_events.E001",
         )
-    for key in (
-        "EVENTS_MAX_LIMIT",
-        "BATCH_MAX_EVENTS",
-        "BATCH_MAX_BYTES",
-        "TRACK_MAX_BYTES",
-        "DELETE_BATCH_SIZE",
-        "IDEMPOTENCY_KEY_TTL_HOURS",
-        "ROLLUP_LAG_SECONDS",
-    ):
-        if key in value and (
-            not isinstance(value[key], int) or isinstance(value[key], bool) or value[key] <= 0
-        ):
-            problems.append(
-                Error(f"PLUNK_EVENTS[{key!r}] must be a positive integer.", id="plunk_events.E002")
-            )
-    if not isinstance(value.get("TRACK_REQUIRE_PUBLIC_KEY", False), bool):
-        problems.append(
-            Error(
-                "PLUNK_EVENTS['TRACK_REQUIRE_PUBLIC_KEY'] must be True or False.",
-                id="plunk_events.E002",
-            )
-        )
-    cache = value.get("API_KEY_CACHE_SECONDS", 0)
-    if isinstance(cache, bool) or not isinstance(cache, int | float) or cache < 0:
-        problems.append(
-            Error(
-                "PLUNK_EVENTS['API_KEY_CACHE_SECONDS'] must be 0 or more.", id="plunk_events.E002"
-            )
-        )
-    seconds = value.get("DELETE_BATCH_SECONDS", 1)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-        problems.append(
-            Error(
-                "PLUNK_EVENTS['DELETE_BATCH_SECONDS'] must be a positive number.",
-                id="plunk_events.E002",
-            )
-        )
-    read_db = value.get("READ_DATABASE")
-    if read_db and read_db not in settings.DATABASES:
-        problems.append(
-            Error(
-                f"PLUNK_EVENTS['READ_DATABASE'] names {read_db!r}, which is not in DATABASES.",
-                id="plunk_events.E003",
-            )
-        )
-    problems += check_rate_limits(value)
-    for app in ("rest_framework", "django_filters"):
-        if not apps.is_installed(app):
-            problems.append(
-                Error(
-                    f"plunk_events needs {app!r} in INSTALLED_APPS.",
-                    id="plunk_events.E004",
-                )
-            )
-    default_db = settings.DATABASES.get("default", {})
-    if default_db.get("ENGINE", "").endswith("sqlite3") and (
-        default_db.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
-    ):
-        problems.append(
-            Warning(
-                "SQLite without transaction_mode IMMEDIATE: concurrent tracks can fail with "
-                "'database is locked'.",
-                hint='Set DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE".',
-                id="plunk_events.W001",
-            )
-        )
-    return problems
+    ]
 
 
-def check_rate_limits(value: dict) -> list:
-    """``RATE_LIMITS`` holds known scopes with rates DRF can parse; the cache alias exists."""
+@register(Tags.compatibility)
+def check_unknown_keys(app_configs=None, **kwargs):
+    unknown = sorted(set(_plunk_settings()) - set(DEFAULTS))
+    if not unknown:
+        return []
+    return [
+        Error(
+            f"PLUNK_EVENTS has unknown keys: {', '.join(unknown)}.",
+            hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+            id="plunk_events.E001",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_positive_integers(app_configs=None, **kwargs):
+    value = _plunk_settings()
+    return [
+        Error(
+            f"PLUNK_EVENTS[{key!r}] must be a positive integer.",
+            hint=f"e.g. {DEFAULTS[key]!r}, the default. {SETTINGS_HINT}",
+            id="plunk_events.E002",
+        )
+        for key in POSITIVE_INTEGERS
+        if key in value
+        and (not isinstance(value[key], int) or isinstance(value[key], bool) or value[key] <= 0)
+    ]
+
+
+@register(Tags.compatibility)
+def check_track_require_public_key(app_configs=None, **kwargs):
+    if isinstance(_plunk_settings().get("TRACK_REQUIRE_PUBLIC_KEY", False), bool):
+        return []
+    return [
+        Error(
+            "PLUNK_EVENTS['TRACK_REQUIRE_PUBLIC_KEY'] must be True or False.",
+            hint="True: /v1/track accepts only the public key, as Plunk does; False (the "
+            "default): the secret key too.",
+            id="plunk_events.E002",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_api_key_cache_seconds(app_configs=None, **kwargs):
+    cache = _plunk_settings().get("API_KEY_CACHE_SECONDS", 0)
+    if _is_number(cache) and cache >= 0:
+        return []
+    return [
+        Error(
+            "PLUNK_EVENTS['API_KEY_CACHE_SECONDS'] must be 0 or more.",
+            hint=f"Seconds, e.g. {DEFAULTS['API_KEY_CACHE_SECONDS']} (the default); 0 looks "
+            "keys up on every request.",
+            id="plunk_events.E002",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_delete_batch_seconds(app_configs=None, **kwargs):
+    seconds = _plunk_settings().get("DELETE_BATCH_SECONDS", 1)
+    if _is_number(seconds) and seconds > 0:
+        return []
+    return [
+        Error(
+            "PLUNK_EVENTS['DELETE_BATCH_SECONDS'] must be a positive number.",
+            hint=f"Seconds, e.g. {DEFAULTS['DELETE_BATCH_SECONDS']} (the default).",
+            id="plunk_events.E002",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_read_database(app_configs=None, **kwargs):
+    read_db = _plunk_settings().get("READ_DATABASE")
+    if not read_db or read_db in settings.DATABASES:
+        return []
+    return [
+        Error(
+            f"PLUNK_EVENTS['READ_DATABASE'] names {read_db!r}, which is not in DATABASES.",
+            hint=f"Name one of: {', '.join(settings.DATABASES)}; or None to read from the "
+            "default database.",
+            id="plunk_events.E003",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_rate_limits(app_configs=None, **kwargs):
+    """``RATE_LIMITS`` is a dict of known scopes with rates DRF can parse."""
     from .api.throttling import RATE_HELP, SCOPES, parse_rate
 
-    problems = []
-    limits = value.get("RATE_LIMITS", {})
+    limits = _plunk_settings().get("RATE_LIMITS", {})
     if not isinstance(limits, dict):
         return [
             Error(
@@ -107,6 +151,7 @@ def check_rate_limits(value: dict) -> list:
                 id="plunk_events.E010",
             )
         ]
+    problems = []
     for scope, rate in limits.items():
         if scope not in SCOPES:
             problems.append(
@@ -127,13 +172,69 @@ def check_rate_limits(value: dict) -> list:
                     id="plunk_events.E010",
                 )
             )
-    alias = value.get("RATE_LIMIT_CACHE", "default")
-    if alias not in settings.CACHES:
-        problems.append(
-            Error(
-                f"PLUNK_EVENTS['RATE_LIMIT_CACHE'] names {alias!r}, which is not in CACHES.",
-                hint="Name a cache alias shared by every worker, e.g. a Redis cache.",
-                id="plunk_events.E011",
-            )
-        )
     return problems
+
+
+@register(Tags.compatibility)
+def check_rate_limit_cache(app_configs=None, **kwargs):
+    alias = _plunk_settings().get("RATE_LIMIT_CACHE", "default")
+    if alias in settings.CACHES:
+        return []
+    return [
+        Error(
+            f"PLUNK_EVENTS['RATE_LIMIT_CACHE'] names {alias!r}, which is not in CACHES.",
+            hint="Name a cache alias shared by every worker, e.g. a Redis cache.",
+            id="plunk_events.E011",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_required_apps(app_configs=None, **kwargs):
+    return [
+        Error(
+            f"plunk_events needs {app!r} in INSTALLED_APPS.",
+            hint=f"Add {app!r} to INSTALLED_APPS (it comes with plunk-events' dependencies).",
+            id="plunk_events.E004",
+        )
+        for app in REQUIRED_APPS
+        if not apps.is_installed(app)
+    ]
+
+
+@register(Tags.compatibility)
+def check_sqlite_transaction_mode(app_configs=None, **kwargs):
+    default_db = settings.DATABASES.get("default", {})
+    if not default_db.get("ENGINE", "").endswith("sqlite3") or (
+        default_db.get("OPTIONS", {}).get("transaction_mode") == "IMMEDIATE"
+    ):
+        return []
+    return [
+        Warning(
+            "SQLite without transaction_mode IMMEDIATE: concurrent tracks can fail with "
+            "'database is locked'.",
+            hint='Set DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE".',
+            id="plunk_events.W001",
+        )
+    ]
+
+
+#: Every rule, in the order :func:`check_settings` reports them.
+CHECKS = (
+    check_settings_type,
+    check_unknown_keys,
+    check_positive_integers,
+    check_track_require_public_key,
+    check_api_key_cache_seconds,
+    check_delete_batch_seconds,
+    check_read_database,
+    check_rate_limits,
+    check_rate_limit_cache,
+    check_required_apps,
+    check_sqlite_transaction_mode,
+)
+
+
+def check_settings(app_configs=None, **kwargs):
+    """The problems of every rule in :data:`CHECKS` (not registered: they are, one by one)."""
+    return [problem for check in CHECKS for problem in check(app_configs, **kwargs)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.checks.registry import registry
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
@@ -54,3 +55,44 @@ def test_missing_apps_are_reported():
 def test_checks_are_registered():
     with override_settings(PLUNK_EVENTS={"EVENTS_MAX_LIMIT": -1}), pytest.raises(SystemCheckError):
         call_command("check")
+
+
+BAD_SETTINGS = {
+    "NO_SUCH_KEY": 1,
+    "EVENTS_MAX_LIMIT": 0,
+    "TRACK_REQUIRE_PUBLIC_KEY": "no",
+    "API_KEY_CACHE_SECONDS": -1,
+    "DELETE_BATCH_SECONDS": 0,
+    "READ_DATABASE": "nowhere",
+    "RATE_LIMITS": {"track": "lots"},
+    "RATE_LIMIT_CACHE": "nowhere",
+}
+
+
+def test_every_problem_has_a_hint():
+    with override_settings(PLUNK_EVENTS=BAD_SETTINGS):
+        problems = check_settings()
+    assert sorted(p.id for p in problems) == [
+        "plunk_events.E001",
+        *["plunk_events.E002"] * 4,
+        "plunk_events.E003",
+        "plunk_events.E010",
+        "plunk_events.E011",
+    ]
+    with override_settings(PLUNK_EVENTS="not a dict"):
+        problems += check_settings()
+    assert [p for p in problems if not p.hint] == []
+
+
+def test_each_rule_is_registered_once():
+    """``manage.py check`` runs the rules one by one: every problem is reported exactly once."""
+    from django.core.checks import run_checks
+
+    from plunk_events.checks import CHECKS
+
+    with override_settings(PLUNK_EVENTS=BAD_SETTINGS):
+        reported = [p for p in run_checks() if p.id.startswith("plunk_events.")]
+        assert sorted(reported, key=str) == sorted(check_settings(), key=str)
+    registered = set(registry.get_checks())
+    assert set(CHECKS) <= registered
+    assert check_settings not in registered
