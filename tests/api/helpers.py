@@ -21,6 +21,9 @@ TYPE_SUGGESTION = (
 )
 VALIDATION_SUGGESTION = "Please check the API documentation for the correct request format."
 FIELD_ERRORS_SUGGESTION = 'Check the "errors" array for specific field-level validation issues.'
+SECRET_KEY_REQUIRED = (
+    "Invalid secret API key. This endpoint requires a secret key (sk_*), not a public key."
+)
 
 
 def assert_error(response, status: int, code: str, message: str, **extra) -> dict:
@@ -64,6 +67,38 @@ def assert_validation(response, errors: list[dict], suggestion: str | None = Non
         "Request validation failed",
         errors=errors,
         suggestion=suggestion,
+    )
+
+
+def field_error(field: str, code: str, message: str, received: str | None = None) -> dict:
+    """One item of a 422's ``errors``; ``received`` (the JSON type sent) where the API names it."""
+    error = {"field": field, "message": message, "code": code}
+    if received is not None:
+        error["received"] = received
+    return error
+
+
+def assert_field_errors(response, errors: list[tuple]) -> dict:
+    """422 ``Request validation failed`` with exactly ``errors``, given as
+    ``(field, code, message[, received])`` tuples."""
+    return assert_validation(response, [field_error(*error) for error in errors])
+
+
+def assert_not_found(response, resource: str, id: str) -> dict:
+    """404 ``RESOURCE_NOT_FOUND`` of ``resource`` (Contact, Segment, Workflow) ``id``."""
+    return assert_error(
+        response,
+        404,
+        "RESOURCE_NOT_FOUND",
+        f'{resource} with ID "{id}" was not found',
+        details={"resource": resource, "id": id},
+    )
+
+
+def assert_secret_key_required(response) -> dict:
+    """401 ``INVALID_API_KEY`` of a public key on a secret-key route."""
+    return assert_error(
+        response, 401, "INVALID_API_KEY", SECRET_KEY_REQUIRED, suggestion=INVALID_KEY_SUGGESTION
     )
 
 

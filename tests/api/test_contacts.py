@@ -9,9 +9,18 @@ import pytest
 
 from plunk_events.models import Contact, Event
 
+from .helpers import (
+    assert_error,
+    assert_field_errors,
+    assert_not_found,
+    assert_secret_key_required,
+    assert_validation,
+)
+
 pytestmark = pytest.mark.django_db
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+BAD_CURSOR = ("cursor", "invalid_string", "Invalid cursor: no such contact in this list")
 
 
 def create(sk, **body):
@@ -20,17 +29,6 @@ def create(sk, **body):
 
 def event_names(sk) -> list[str]:
     return [e["name"] for e in sk.get("/events").json()["events"]]
-
-
-def assert_envelope(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["success"] is False
-    assert set(body) == {"success", "message", "error", "timestamp"}
-    assert body["message"] == body["error"]["message"]
-    assert body["error"]["code"] == code
-    assert body["error"]["statusCode"] == status
-    return body["error"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,37 +109,44 @@ def test_subscription_flip_through_create_records_system_events(sk):
 @pytest.mark.parametrize(
     ("body", "errors"),
     [
-        ({}, [{"field": "email", "message": "Required", "code": "invalid_type"}]),
-        ({"email": "nope"}, [{"field": "email", "message": "Invalid email", "code": "invalid_string"}]),
+        ({}, [("email", "invalid_type", "Required", "undefined")]),
+        ({"email": "nope"}, [("email", "invalid_string", "Invalid email")]),
         (
             {"email": "a@example.com", "subscribed": "yes"},
-            [{"field": "subscribed", "message": "Expected boolean, received string", "code": "invalid_type"}],
+            [("subscribed", "invalid_type", "Expected boolean, received string", "string")],
         ),
         (
             {"email": "a@example.com", "data": [1]},
-            [{"field": "data", "message": "Expected object, received array", "code": "invalid_type"}],
+            [("data", "invalid_type", "Expected object, received array", "array")],
         ),
         (
             {"email": "a@example.com", "data": {"locale": 5}},
-            [{"field": "data.locale", "message": "Expected string, received number", "code": "invalid_type"}],
+            [("data.locale", "invalid_type", "Expected string, received number", "number")],
         ),
     ],
 )  # fmt: skip
 def test_create_validation_errors(sk, project, body, errors):
-    error = assert_envelope(create(sk, **body), 422, "VALIDATION_ERROR")
-    assert error["message"] == "Request validation failed"
-    assert [{k: e[k] for k in ("field", "message", "code")} for e in error["errors"]] == errors
+    assert_field_errors(create(sk, **body), errors)
     assert not Contact.objects.filter(project=project).exists()
 
 
 def test_body_must_be_an_object(sk):
-    error = assert_envelope(sk.post("/contacts", [1], format="json"), 422, "VALIDATION_ERROR")
-    assert error["errors"][0]["field"] == "body"
+    assert_field_errors(
+        sk.post("/contacts", [1], format="json"),
+        [("body", "invalid_type", "Expected object, received array", "array")],
+    )
 
 
 def test_malformed_json_is_400(sk):
     response = sk.post("/contacts", "{nope", content_type="application/json")
-    assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert_error(
+        response,
+        400,
+        "VALIDATION_ERROR",
+        "Invalid JSON in request body",
+        suggestion="Ensure the request body is valid JSON and the Content-Type header is set "
+        "to application/json.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,8 +202,13 @@ def test_patch_to_an_email_already_taken_is_409(sk, project):
     create(sk, email="taken@example.com")
     mine = create(sk, email="mine@example.com").json()
     response = sk.patch(f"/contacts/{mine['id']}", {"email": "TAKEN@example.com"}, format="json")
-    error = assert_envelope(response, 409, "CONFLICT")
-    assert error["details"] == {"email": "taken@example.com"}
+    assert_error(
+        response,
+        409,
+        "CONFLICT",
+        'A contact with email "taken@example.com" already exists',
+        details={"email": "taken@example.com"},
+    )
     assert Contact.objects.get(pk=mine["id"]).email == "mine@example.com"
 
 
@@ -207,8 +217,7 @@ def test_patch_validation_error_changes_nothing(sk):
     response = sk.patch(
         f"/contacts/{contact['id']}", {"email": "bad", "data": {"a": 2}}, format="json"
     )
-    error = assert_envelope(response, 422, "VALIDATION_ERROR")
-    assert [e["field"] for e in error["errors"]] == ["email"]
+    assert_field_errors(response, [("email", "invalid_string", "Invalid email")])
     assert sk.get(f"/contacts/{contact['id']}").json()["data"] == {"a": 1}
 
 
@@ -220,7 +229,7 @@ def test_delete_removes_the_contact_and_its_events(sk, project):
     assert response.content == b""
     assert not Contact.objects.filter(project=project).exists()
     assert not Event.objects.filter(project=project).exists()
-    assert_envelope(sk.get(f"/contacts/{contact['id']}"), 404, "RESOURCE_NOT_FOUND")
+    assert_not_found(sk.get(f"/contacts/{contact['id']}"), "Contact", contact["id"])
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
@@ -228,9 +237,7 @@ def test_another_projects_contact_is_404(method, sk, other_project, client_for):
     other = client_for(other_project.secret_key)
     contact = create(other, email="theirs@example.com").json()
     response = getattr(sk, method)(f"/contacts/{contact['id']}", {}, format="json")
-    error = assert_envelope(response, 404, "RESOURCE_NOT_FOUND")
-    assert error["message"] == f'Contact with ID "{contact["id"]}" was not found'
-    assert error["details"] == {"resource": "Contact", "id": contact["id"]}
+    assert_not_found(response, "Contact", contact["id"])
     assert other.get(f"/contacts/{contact['id']}").status_code == 200
 
 
@@ -238,18 +245,18 @@ def test_another_projects_contact_is_404(method, sk, other_project, client_for):
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "cnt_abc123"])
 def test_non_uuid_id_is_404(method, bad_id, sk):
     response = getattr(sk, method)(f"/contacts/{bad_id}", {}, format="json")
-    error = assert_envelope(response, 404, "RESOURCE_NOT_FOUND")
-    assert error["details"] == {"resource": "Contact", "id": bad_id}
+    assert_not_found(response, "Contact", bad_id)
 
 
 def test_unknown_uuid_is_404(sk):
-    assert_envelope(sk.get(f"/contacts/{uuid.uuid4()}"), 404, "RESOURCE_NOT_FOUND")
+    missing = str(uuid.uuid4())
+    assert_not_found(sk.get(f"/contacts/{missing}"), "Contact", missing)
 
 
 def test_put_is_405_in_the_envelope(sk):
     contact = create(sk, email="put@example.com").json()
     response = sk.put(f"/contacts/{contact['id']}", {}, format="json")
-    assert_envelope(response, 405, "METHOD_NOT_ALLOWED")
+    assert_error(response, 405, "METHOD_NOT_ALLOWED", 'Method "PUT" not allowed.')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,10 +276,9 @@ def test_put_is_405_in_the_envelope(sk):
 def test_public_key_and_no_key_are_refused(method, path, sk, pk, client_for, project):
     contact = create(sk, email="k@example.com").json()
     url = path.format(id=contact["id"])
-    error = assert_envelope(getattr(pk, method)(url, {}, format="json"), 401, "INVALID_API_KEY")
-    assert "secret key" in error["message"]
+    assert_secret_key_required(getattr(pk, method)(url, {}, format="json"))
     response = getattr(client_for(None), method)(url, {}, format="json")
-    assert_envelope(response, 401, "UNAUTHORIZED")
+    assert_error(response, 401, "UNAUTHORIZED", "You need to be authenticated to do this")
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
     assert Contact.objects.get(project=project).email == "k@example.com"
 
@@ -350,11 +356,12 @@ def test_list_search_and_subscribed_filters(sk):
 
 
 def test_list_bad_filter_or_cursor_is_422(sk):
-    error = assert_envelope(sk.get("/contacts", {"subscribed": "maybe"}), 422, "VALIDATION_ERROR")
-    assert error["errors"][0]["field"] == "subscribed"
+    assert_field_errors(
+        sk.get("/contacts", {"subscribed": "maybe"}),
+        [("subscribed", "invalid_type", "Expected true or false", "string")],
+    )
     for cursor in ("garbage", str(uuid.uuid4())):
-        error = assert_envelope(sk.get("/contacts", {"cursor": cursor}), 422, "VALIDATION_ERROR")
-        assert error["errors"][0]["field"] == "cursor"
+        assert_field_errors(sk.get("/contacts", {"cursor": cursor}), [BAD_CURSOR])
 
 
 @pytest.mark.parametrize(
@@ -369,20 +376,35 @@ def test_list_bad_filter_or_cursor_is_422(sk):
 def test_list_unknown_sort_or_dir_is_422_not_the_default_order(sk, params, field, expected):
     make_contacts(sk, 2)
     response = sk.get("/contacts", params)
-    error = assert_envelope(response, 422, "VALIDATION_ERROR")
     value = next(iter(params.values()))
-    assert error["errors"] == [
-        {
-            "field": field,
-            "message": f"Invalid enum value. Expected {expected}, received '{value}'",
-            "code": "invalid_enum_value",
-        }
-    ]
+    assert_validation(
+        response,
+        [
+            {
+                "field": field,
+                "message": f"Invalid enum value. Expected {expected}, received '{value}'",
+                "code": "invalid_enum_value",
+            }
+        ],
+    )
 
 
 def test_list_both_bad_sort_and_dir_are_reported(sk):
-    error = assert_envelope(sk.get("/contacts", {"sort": "x", "dir": "y"}), 422, "VALIDATION_ERROR")
-    assert [e["field"] for e in error["errors"]] == ["sort", "dir"]
+    assert_field_errors(
+        sk.get("/contacts", {"sort": "x", "dir": "y"}),
+        [
+            (
+                "sort",
+                "invalid_enum_value",
+                "Invalid enum value. Expected 'createdAt' | 'email', received 'x'",
+            ),
+            (
+                "dir",
+                "invalid_enum_value",
+                "Invalid enum value. Expected 'asc' | 'desc', received 'y'",
+            ),
+        ],
+    )
 
 
 def test_list_empty_sort_and_dir_mean_the_default_order(sk):
@@ -404,4 +426,4 @@ def test_list_shows_only_this_projects_contacts(sk, other_project, client_for):
 def test_another_projects_contact_id_is_not_a_cursor(sk, other_project, client_for):
     theirs = create(client_for(other_project.secret_key), email="theirs@example.com").json()
     response = sk.get("/contacts", {"cursor": theirs["id"]})
-    assert_envelope(response, 422, "VALIDATION_ERROR")
+    assert_field_errors(response, [BAD_CURSOR])

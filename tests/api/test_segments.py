@@ -10,6 +10,8 @@ import pytest
 from plunk_events.models import Segment
 from plunk_events.services.conditions import validate_condition
 
+from .helpers import assert_error, assert_field_errors, assert_not_found, assert_secret_key_required
+
 pytestmark = pytest.mark.django_db
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -24,20 +26,18 @@ def event_filter(name, operator="triggered", **extra):
 
 
 PLAN_PRO = {"field": "data.plan", "operator": "equals", "value": "pro"}
-
-
-def assert_envelope(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    assert body["error"]["statusCode"] == status
-    return body["error"]
-
-
-def field_errors(response) -> list[tuple[str, str]]:
-    error = assert_envelope(response, 422, "VALIDATION_ERROR")
-    return [(e["field"], e["code"]) for e in error["errors"]]
+OPERATORS = (
+    "'equals' | 'notEquals' | 'contains' | 'notContains' | 'greaterThan' | 'lessThan' | "
+    "'greaterThanOrEqual' | 'lessThanOrEqual' | 'exists' | 'notExists' | 'within' | 'olderThan' | "
+    "'triggered' | 'triggeredWithin' | 'triggeredOlderThan' | 'notTriggered' | "
+    "'notTriggeredWithin' | 'memberOfSegment' | 'notMemberOfSegment'"
+)
+CONDITION_REQUIRED = (
+    "condition",
+    "invalid_type",
+    "Condition is required for DYNAMIC segments",
+    "null",
+)
 
 
 def create(sk, **body):
@@ -127,9 +127,7 @@ def test_patch_to_static_drops_the_condition_and_back_needs_one(sk):
     url = f"/segments/{created['id']}"
     body = sk.patch(url, {"type": "STATIC"}, format="json").json()
     assert body["type"] == "STATIC" and body["condition"] is None
-    assert field_errors(sk.patch(url, {"type": "DYNAMIC"}, format="json")) == [
-        ("condition", "invalid_type")
-    ]
+    assert_field_errors(sk.patch(url, {"type": "DYNAMIC"}, format="json"), [CONDITION_REQUIRED])
     body = sk.patch(url, {"type": "DYNAMIC", "condition": cond(PLAN_PRO)}, format="json").json()
     assert body["type"] == "DYNAMIC" and body["condition"] == cond(PLAN_PRO)
 
@@ -141,16 +139,23 @@ def test_patch_invalid_condition_changes_nothing(sk):
         {"name": "Changed", "condition": cond({"field": "data.x", "operator": "nope"})},
         format="json",
     )
-    assert field_errors(response) == [
-        ("condition.groups.0.filters.0.operator", "invalid_enum_value")
-    ]
+    assert_field_errors(
+        response,
+        [
+            (
+                "condition.groups.0.filters.0.operator",
+                "invalid_enum_value",
+                f"Invalid enum value. Expected {OPERATORS}, received 'nope'",
+            )
+        ],
+    )
     assert sk.get(f"/segments/{created['id']}").json() == created
 
 
 def test_patch_null_condition_on_a_dynamic_segment_is_422(sk):
     created = create(sk, name="N", condition=cond(PLAN_PRO)).json()
     response = sk.patch(f"/segments/{created['id']}", {"condition": None}, format="json")
-    assert field_errors(response) == [("condition", "invalid_type")]
+    assert_field_errors(response, [CONDITION_REQUIRED])
 
 
 def test_delete(sk, project):
@@ -158,7 +163,7 @@ def test_delete(sk, project):
     response = sk.delete(f"/segments/{created['id']}")
     assert response.status_code == 204
     assert not Segment.objects.filter(project=project).exists()
-    assert_envelope(sk.delete(f"/segments/{created['id']}"), 404, "RESOURCE_NOT_FOUND")
+    assert_not_found(sk.delete(f"/segments/{created['id']}"), "Segment", created["id"])
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
@@ -166,8 +171,7 @@ def test_another_projects_segment_is_404(method, sk, other_project, client_for):
     other = client_for(other_project.secret_key)
     theirs = create(other, name="Theirs", condition=cond(PLAN_PRO)).json()
     response = getattr(sk, method)(f"/segments/{theirs['id']}", {"name": "x"}, format="json")
-    error = assert_envelope(response, 404, "RESOURCE_NOT_FOUND")
-    assert error["details"] == {"resource": "Segment", "id": theirs["id"]}
+    assert_not_found(response, "Segment", theirs["id"])
     assert other.get(f"/segments/{theirs['id']}").json()["name"] == "Theirs"
 
 
@@ -175,8 +179,7 @@ def test_another_projects_segment_is_404(method, sk, other_project, client_for):
 @pytest.mark.parametrize("bad_id", ["nope", "seg_1", str(uuid.uuid4())])
 def test_non_uuid_or_unknown_id_is_404(method, bad_id, sk):
     response = getattr(sk, method)(f"/segments/{bad_id}", {}, format="json")
-    error = assert_envelope(response, 404, "RESOURCE_NOT_FOUND")
-    assert error["message"] == f'Segment with ID "{bad_id}" was not found'
+    assert_not_found(response, "Segment", bad_id)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +189,7 @@ def test_non_uuid_or_unknown_id_is_404(method, bad_id, sk):
 def test_public_key_is_refused(method, path, sk, pk, project):
     created = create(sk, name="K", type="STATIC").json()
     url = "/segments" + path.format(id=created["id"])
-    assert_envelope(getattr(pk, method)(url, {"name": "x"}, format="json"), 401, "INVALID_API_KEY")
+    assert_secret_key_required(getattr(pk, method)(url, {"name": "x"}, format="json"))
     assert Segment.objects.get(project=project).name == "K"
 
 
@@ -197,56 +200,56 @@ def test_public_key_is_refused(method, path, sk, pk, project):
 @pytest.mark.parametrize(
     ("body", "errors"),
     [
-        ({"condition": cond(PLAN_PRO)}, [("name", "invalid_type")]),
-        ({"name": "", "condition": cond(PLAN_PRO)}, [("name", "too_small")]),
-        ({"name": "x" * 101, "condition": cond(PLAN_PRO)}, [("name", "too_big")]),
-        ({"name": 5, "condition": cond(PLAN_PRO)}, [("name", "invalid_type")]),
-        ({"name": "n", "description": "d" * 501, "condition": cond(PLAN_PRO)}, [("description", "too_big")]),
-        ({"name": "n", "type": "SMART", "condition": cond(PLAN_PRO)}, [("type", "invalid_enum_value")]),
-        ({"name": "n", "trackMembership": "yes", "condition": cond(PLAN_PRO)}, [("trackMembership", "invalid_type")]),
-        ({"name": "n"}, [("condition", "invalid_type")]),
-        ({"name": "n", "condition": None}, [("condition", "invalid_type")]),
-        ({"name": "n", "condition": "all"}, [("condition", "invalid_type")]),
-        ({"name": "n", "condition": {"groups": [{"filters": [PLAN_PRO]}]}}, [("condition.logic", "invalid_type")]),
-        ({"name": "n", "condition": {"logic": "XOR", "groups": [{"filters": [PLAN_PRO]}]}}, [("condition.logic", "invalid_enum_value")]),
-        ({"name": "n", "condition": {"logic": "AND", "groups": []}}, [("condition.groups", "too_small")]),
-        ({"name": "n", "condition": {"logic": "AND"}}, [("condition.groups", "invalid_type")]),
-        ({"name": "n", "condition": {"logic": "AND", "groups": [{}]}}, [("condition.groups.0.filters", "invalid_type")]),
-        ({"name": "n", "condition": {"logic": "AND", "groups": [{"filters": []}]}}, [("condition.groups.0.filters", "too_small")]),
-        ({"name": "n", "condition": cond("data.plan")}, [("condition.groups.0.filters.0", "invalid_type")]),
+        ({"condition": cond(PLAN_PRO)}, [("name", "invalid_type", "Required")]),
+        ({"name": "", "condition": cond(PLAN_PRO)}, [("name", "too_small", "This field may not be blank.")]),
+        ({"name": "x" * 101, "condition": cond(PLAN_PRO)}, [("name", "too_big", "Ensure this field has no more than 100 characters.")]),
+        ({"name": 5, "condition": cond(PLAN_PRO)}, [("name", "invalid_type", "Not a valid string.")]),
+        ({"name": "n", "description": "d" * 501, "condition": cond(PLAN_PRO)}, [("description", "too_big", "Ensure this field has no more than 500 characters.")]),
+        ({"name": "n", "type": "SMART", "condition": cond(PLAN_PRO)}, [("type", "invalid_enum_value", '"SMART" is not a valid choice.')]),
+        ({"name": "n", "trackMembership": "yes", "condition": cond(PLAN_PRO)}, [("trackMembership", "invalid_type", "Must be a valid boolean.")]),
+        ({"name": "n"}, [("condition", "invalid_type", "Condition is required for DYNAMIC segments", "null")]),
+        ({"name": "n", "condition": None}, [("condition", "invalid_type", "Condition is required for DYNAMIC segments", "null")]),
+        ({"name": "n", "condition": "all"}, [("condition", "invalid_type", "Expected object, received string", "string")]),
+        ({"name": "n", "condition": {"groups": [{"filters": [PLAN_PRO]}]}}, [("condition.logic", "invalid_type", "Required", "undefined")]),
+        ({"name": "n", "condition": {"logic": "XOR", "groups": [{"filters": [PLAN_PRO]}]}}, [("condition.logic", "invalid_enum_value", "Invalid enum value. Expected 'AND' | 'OR', received 'XOR'")]),
+        ({"name": "n", "condition": {"logic": "AND", "groups": []}}, [("condition.groups", "too_small", "Array must contain at least 1 element(s)")]),
+        ({"name": "n", "condition": {"logic": "AND"}}, [("condition.groups", "invalid_type", "Required", "undefined")]),
+        ({"name": "n", "condition": {"logic": "AND", "groups": [{}]}}, [("condition.groups.0.filters", "invalid_type", "Required", "undefined")]),
+        ({"name": "n", "condition": {"logic": "AND", "groups": [{"filters": []}]}}, [("condition.groups.0.filters", "too_small", "A group needs at least one filter or a nested condition")]),
+        ({"name": "n", "condition": cond("data.plan")}, [("condition.groups.0.filters.0", "invalid_type", "Expected object, received string", "string")]),
     ],
 )  # fmt: skip
 def test_create_validation_errors(sk, project, body, errors):
-    assert field_errors(create(sk, **body)) == errors
+    assert_field_errors(create(sk, **body), errors)
     assert not Segment.objects.filter(project=project).exists()
 
 
 @pytest.mark.parametrize(
     ("flt", "errors"),
     [
-        ({"operator": "exists"}, [("field", "invalid_type")]),
-        ({"field": "purchase", "operator": "triggered"}, [("field", "custom")]),
-        ({"field": "event.", "operator": "triggered"}, [("field", "custom")]),
-        ({"field": "data.", "operator": "exists"}, [("field", "custom")]),
-        ({"field": "email.teleported", "operator": "triggered"}, [("field", "custom")]),
-        ({"field": "data.plan"}, [("operator", "invalid_type")]),
-        ({"field": "data.plan", "operator": "like", "value": "x"}, [("operator", "invalid_enum_value")]),
-        ({"field": "data.plan", "operator": "equals"}, [("value", "invalid_type")]),
-        ({"field": "data.plan", "operator": "contains", "value": 3}, [("value", "invalid_type")]),
-        ({"field": "event.buy", "operator": "equals", "value": 1}, [("operator", "custom")]),
-        ({"field": "data.plan", "operator": "triggered"}, [("operator", "custom")]),
-        ({"field": "email", "operator": "memberOfSegment"}, [("operator", "custom")]),
-        ({"field": "event.buy", "operator": "triggeredWithin", "unit": "days"}, [("value", "invalid_type")]),
-        ({"field": "event.buy", "operator": "triggeredWithin", "value": "7", "unit": "days"}, [("value", "invalid_type")]),
-        ({"field": "event.buy", "operator": "triggeredWithin", "value": 0, "unit": "days"}, [("value", "too_small")]),
-        ({"field": "event.buy", "operator": "notTriggeredWithin", "value": 3}, [("unit", "invalid_type")]),
-        ({"field": "createdAt", "operator": "within", "value": 3, "unit": "weeks"}, [("unit", "invalid_enum_value")]),
+        ({"operator": "exists"}, [("field", "invalid_type", "Required", "undefined")]),
+        ({"field": "purchase", "operator": "triggered"}, [("field", "custom", "Unsupported filter field: purchase")]),
+        ({"field": "event.", "operator": "triggered"}, [("field", "custom", "Unsupported filter field: event.")]),
+        ({"field": "data.", "operator": "exists"}, [("field", "custom", "Unsupported filter field: data.")]),
+        ({"field": "email.teleported", "operator": "triggered"}, [("field", "custom", "Unsupported filter field: email.teleported")]),
+        ({"field": "data.plan"}, [("operator", "invalid_type", "Required", "undefined")]),
+        ({"field": "data.plan", "operator": "like", "value": "x"}, [("operator", "invalid_enum_value", f"Invalid enum value. Expected {OPERATORS}, received 'like'")]),
+        ({"field": "data.plan", "operator": "equals"}, [("value", "invalid_type", "Required", "undefined")]),
+        ({"field": "data.plan", "operator": "contains", "value": 3}, [("value", "invalid_type", "Expected string, received number", "number")]),
+        ({"field": "event.buy", "operator": "equals", "value": 1}, [("operator", "custom", 'Operator "equals" cannot be used with field "event.buy"')]),
+        ({"field": "data.plan", "operator": "triggered"}, [("operator", "custom", 'Operator "triggered" cannot be used with field "data.plan"')]),
+        ({"field": "email", "operator": "memberOfSegment"}, [("operator", "custom", 'Operator "memberOfSegment" cannot be used with field "email"')]),
+        ({"field": "event.buy", "operator": "triggeredWithin", "unit": "days"}, [("value", "invalid_type", "Required", "undefined")]),
+        ({"field": "event.buy", "operator": "triggeredWithin", "value": "7", "unit": "days"}, [("value", "invalid_type", "Expected number, received string", "string")]),
+        ({"field": "event.buy", "operator": "triggeredWithin", "value": 0, "unit": "days"}, [("value", "too_small", "Number must be greater than 0")]),
+        ({"field": "event.buy", "operator": "notTriggeredWithin", "value": 3}, [("unit", "invalid_type", "Required", "undefined")]),
+        ({"field": "createdAt", "operator": "within", "value": 3, "unit": "weeks"}, [("unit", "invalid_enum_value", "Invalid enum value. Expected 'days' | 'hours' | 'minutes', received 'weeks'")]),
     ],
 )  # fmt: skip
 def test_filter_errors_name_the_offending_path(sk, flt, errors):
     response = create(sk, name="n", condition=cond(PLAN_PRO, flt))
     prefix = "condition.groups.0.filters.1."
-    assert field_errors(response) == [(prefix + f, code) for f, code in errors]
+    assert_field_errors(response, [(prefix + field, *rest) for field, *rest in errors])
 
 
 @pytest.mark.parametrize(
@@ -288,11 +291,27 @@ def test_nested_condition_errors_carry_the_full_path(sk):
             },
         ],
     }
-    assert field_errors(create(sk, name="nested", condition=condition)) == [
-        ("condition.groups.1.conditions.groups.0.filters.1.operator", "invalid_enum_value"),
-        ("condition.groups.1.conditions.groups.1.conditions.logic", "invalid_enum_value"),
-        ("condition.groups.1.conditions.groups.1.conditions.groups", "too_small"),
-    ]
+    nested = "condition.groups.1.conditions.groups"
+    assert_field_errors(
+        create(sk, name="nested", condition=condition),
+        [
+            (
+                f"{nested}.0.filters.1.operator",
+                "invalid_enum_value",
+                f"Invalid enum value. Expected {OPERATORS}, received 'sometimes'",
+            ),
+            (
+                f"{nested}.1.conditions.logic",
+                "invalid_enum_value",
+                "Invalid enum value. Expected 'AND' | 'OR', received 'NOR'",
+            ),
+            (
+                f"{nested}.1.conditions.groups",
+                "too_small",
+                "Array must contain at least 1 element(s)",
+            ),
+        ],
+    )
 
 
 def test_nesting_is_capped():
@@ -340,11 +359,13 @@ def test_a_segment_referencing_an_event_blocks_its_deletion_until_deleted(sk):
     segment = create(sk, name="Paid", condition=condition).json()
 
     response = sk.delete("/events/order.paid")
-    error = assert_envelope(response, 400, "CONFLICT")
-    assert error["details"] == {
-        "usedInSegments": [{"id": segment["id"], "name": "Paid"}],
-        "usedInWorkflows": [],
-    }
+    assert_error(
+        response,
+        400,
+        "CONFLICT",
+        "Cannot delete event: used in 1 segment(s) and 0 workflow(s)",
+        details={"usedInSegments": [{"id": segment["id"], "name": "Paid"}], "usedInWorkflows": []},
+    )
     assert sk.get("/events", {"eventName": "order.paid"}).json()["events"] != []
 
     assert sk.delete(f"/segments/{segment['id']}").status_code == 204

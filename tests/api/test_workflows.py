@@ -7,8 +7,11 @@ import uuid
 
 import pytest
 
+from plunk_events.api.formatting import iso_timestamp
 from plunk_events.models import Workflow, WorkflowStep
 from plunk_events.services import deletion
+
+from .helpers import assert_error, assert_field_errors, assert_not_found, assert_secret_key_required
 
 pytestmark = pytest.mark.django_db
 
@@ -17,20 +20,6 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 WAIT = {"type": "WAIT_FOR_EVENT", "name": "Wait for payment", "config": {"eventName": "paid"}}
 EMAIL = {"type": "SEND_EMAIL", "name": "Welcome", "config": {"templateId": "t1"}}
 DELAY = {"type": "DELAY", "name": "Two days", "config": {"amount": 2, "unit": "days"}}
-
-
-def assert_envelope(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    assert body["error"]["statusCode"] == status
-    return body["error"]
-
-
-def field_errors(response) -> list[tuple[str, str]]:
-    error = assert_envelope(response, 422, "VALIDATION_ERROR")
-    return [(e["field"], e["code"]) for e in error["errors"]]
 
 
 def create(sk, **body):
@@ -95,36 +84,36 @@ def test_create_minimal_and_flags(sk):
 @pytest.mark.parametrize(
     ("body", "errors"),
     [
-        ({"eventName": "x", "name": None}, [("name", "invalid_type")]),
-        ({"name": "", }, [("name", "too_small")]),
-        ({"name": "n" * 101}, [("name", "too_big")]),
-        ({"eventName": "   "}, [("eventName", "too_small")]),
-        ({"eventName": ""}, [("eventName", "too_small")]),
-        ({"eventName": 7}, [("eventName", "invalid_type")]),
-        ({"eventName": "e" * 256}, [("eventName", "too_big")]),
-        ({"enabled": "true"}, [("enabled", "invalid_type")]),
-        ({"allowReentry": 1}, [("allowReentry", "invalid_type")]),
-        ({"description": "d" * 501}, [("description", "too_big")]),
-        ({"steps": {"type": "EXIT"}}, [("steps", "invalid_type")]),
-        ({"steps": [EMAIL, {"type": "TELEPORT", "name": "t"}]}, [("steps.1.type", "invalid_enum_value")]),
-        ({"steps": [{"type": "EXIT"}]}, [("steps.0.name", "invalid_type")]),
-        ({"steps": [{"type": "EXIT", "name": "x", "config": []}]}, [("steps.0.config", "invalid_type")]),
-        ({"steps": [{"type": "TRIGGER", "name": "t", "config": {"eventName": "x"}}]}, [("steps.0.type", "custom")]),
-        ({"steps": [EMAIL, {"type": "WAIT_FOR_EVENT", "name": "w", "config": {}}]}, [("steps.1.config.eventName", "invalid_type")]),
-        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": " "}}]}, [("steps.0.config.eventName", "too_small")]),
-        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": 3}}]}, [("steps.0.config.eventName", "invalid_type")]),
-        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "p", "timeout": 31536001}}]}, [("steps.0.config.timeout", "too_big")]),
-        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "p", "timeout": 0}}]}, [("steps.0.config.timeout", "too_small")]),
-        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "p", "timeout": "1h"}}]}, [("steps.0.config.timeout", "invalid_type")]),
-        ({"steps": [{"type": "DELAY", "name": "d", "config": {"amount": 366, "unit": "days"}}]}, [("steps.0.config.amount", "too_big")]),
-        ({"steps": [{"type": "DELAY", "name": "d", "config": {"amount": 8761, "unit": "hours"}}]}, [("steps.0.config.amount", "too_big")]),
-        ({"steps": [{"type": "DELAY", "name": "d", "config": {"amount": 0, "unit": "days"}}]}, [("steps.0.config.amount", "too_small")]),
-        ({"steps": [{"type": "DELAY", "name": "d", "config": {"unit": "days"}}]}, [("steps.0.config.amount", "invalid_type")]),
-        ({"steps": [{"type": "DELAY", "name": "d", "config": {"amount": 1, "unit": "weeks"}}]}, [("steps.0.config.unit", "invalid_enum_value")]),
+        ({"eventName": "x", "name": None}, [("name", "invalid_type", "This field may not be null.")]),
+        ({"name": "", }, [("name", "too_small", "This field may not be blank.")]),
+        ({"name": "n" * 101}, [("name", "too_big", "Ensure this field has no more than 100 characters.")]),
+        ({"eventName": "   "}, [("eventName", "too_small", "This field may not be blank.")]),
+        ({"eventName": ""}, [("eventName", "too_small", "This field may not be blank.")]),
+        ({"eventName": 7}, [("eventName", "invalid_type", "Not a valid string.")]),
+        ({"eventName": "e" * 256}, [("eventName", "too_big", "Ensure this field has no more than 255 characters.")]),
+        ({"enabled": "true"}, [("enabled", "invalid_type", "Must be a valid boolean.")]),
+        ({"allowReentry": 1}, [("allowReentry", "invalid_type", "Must be a valid boolean.")]),
+        ({"description": "d" * 501}, [("description", "too_big", "Ensure this field has no more than 500 characters.")]),
+        ({"steps": {"type": "EXIT"}}, [("steps", "invalid_type", 'Expected a list of items but got type "dict".')]),
+        ({"steps": [EMAIL, {"type": "TELEPORT", "name": "t"}]}, [("steps.1.type", "invalid_enum_value", '"TELEPORT" is not a valid choice.')]),
+        ({"steps": [{"type": "EXIT"}]}, [("steps.0.name", "invalid_type", "Required")]),
+        ({"steps": [{"type": "EXIT", "name": "x", "config": []}]}, [("steps.0.config", "invalid_type", 'Expected a dictionary of items but got type "list".')]),
+        ({"steps": [{"type": "TRIGGER", "name": "t", "config": {"eventName": "x"}}]}, [("steps.0.type", "custom", "The TRIGGER step is created from eventName; send only the steps after it")]),
+        ({"steps": [EMAIL, {"type": "WAIT_FOR_EVENT", "name": "w", "config": {}}]}, [("steps.1.config.eventName", "invalid_type", "Required", "undefined")]),
+        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": " "}}]}, [("steps.0.config.eventName", "too_small", "String must contain at least 1 character(s)")]),
+        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": 3}}]}, [("steps.0.config.eventName", "invalid_type", "Expected string, received number", "number")]),
+        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "p", "timeout": 31536001}}]}, [("steps.0.config.timeout", "too_big", "Timeout must be between 1 and 31536000 seconds")]),
+        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "p", "timeout": 0}}]}, [("steps.0.config.timeout", "too_small", "Timeout must be between 1 and 31536000 seconds")]),
+        ({"steps": [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "p", "timeout": "1h"}}]}, [("steps.0.config.timeout", "invalid_type", "Expected integer, received string", "string")]),
+        ({"steps": [{"type": "DELAY", "name": "d", "config": {"amount": 366, "unit": "days"}}]}, [("steps.0.config.amount", "too_big", "Delay must be at most 365 days")]),
+        ({"steps": [{"type": "DELAY", "name": "d", "config": {"amount": 8761, "unit": "hours"}}]}, [("steps.0.config.amount", "too_big", "Delay must be at most 365 days")]),
+        ({"steps": [{"type": "DELAY", "name": "d", "config": {"amount": 0, "unit": "days"}}]}, [("steps.0.config.amount", "too_small", "Number must be greater than 0")]),
+        ({"steps": [{"type": "DELAY", "name": "d", "config": {"unit": "days"}}]}, [("steps.0.config.amount", "invalid_type", "Required", "undefined")]),
+        ({"steps": [{"type": "DELAY", "name": "d", "config": {"amount": 1, "unit": "weeks"}}]}, [("steps.0.config.unit", "invalid_enum_value", "Invalid enum value. Expected 'minutes' | 'hours' | 'days', received 'weeks'")]),
     ],
 )  # fmt: skip
 def test_create_validation_errors(sk, project, body, errors):
-    assert field_errors(create(sk, **body)) == errors
+    assert_field_errors(create(sk, **body), errors)
     assert not Workflow.objects.filter(project=project).exists()
     assert not WorkflowStep.objects.filter(project=project).exists()
 
@@ -155,10 +144,7 @@ def test_a_255_character_event_name_fits_the_trigger_step(sk):
 
 def test_event_name_is_required_on_create(sk):
     response = sk.post("/workflows", {"name": "n"}, format="json")
-    error = assert_envelope(response, 422, "VALIDATION_ERROR")
-    assert error["errors"] == [
-        {"field": "eventName", "message": "Required", "code": "invalid_type"}
-    ]
+    assert_field_errors(response, [("eventName", "invalid_type", "Required")])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,10 +231,13 @@ def test_patch_validation_error_changes_nothing(sk):
         {"name": "New", "steps": [{"type": "DELAY", "name": "d", "config": {"amount": 999, "unit": "days"}}]},
         format="json",
     )  # fmt: skip
-    assert field_errors(response) == [("steps.0.config.amount", "too_big")]
-    assert field_errors(sk.patch(url, {"eventName": "  "}, format="json")) == [
-        ("eventName", "too_small")
-    ]
+    assert_field_errors(
+        response, [("steps.0.config.amount", "too_big", "Delay must be at most 365 days")]
+    )
+    assert_field_errors(
+        sk.patch(url, {"eventName": "  "}, format="json"),
+        [("eventName", "too_small", "This field may not be blank.")],
+    )
     assert sk.get(url).json() == created
 
 
@@ -265,8 +254,7 @@ def test_another_projects_workflow_is_404(method, sk, other_project, client_for)
     other = client_for(other_project.secret_key)
     theirs = create(other).json()
     response = getattr(sk, method)(f"/workflows/{theirs['id']}", {"name": "x"}, format="json")
-    error = assert_envelope(response, 404, "RESOURCE_NOT_FOUND")
-    assert error["details"] == {"resource": "Workflow", "id": theirs["id"]}
+    assert_not_found(response, "Workflow", theirs["id"])
     assert other.get(f"/workflows/{theirs['id']}").json()["name"] == "Onboarding"
 
 
@@ -274,8 +262,7 @@ def test_another_projects_workflow_is_404(method, sk, other_project, client_for)
 @pytest.mark.parametrize("bad_id", ["wf_1", "12", str(uuid.uuid4())])
 def test_non_uuid_or_unknown_id_is_404(method, bad_id, sk):
     response = getattr(sk, method)(f"/workflows/{bad_id}", {}, format="json")
-    error = assert_envelope(response, 404, "RESOURCE_NOT_FOUND")
-    assert error["message"] == f'Workflow with ID "{bad_id}" was not found'
+    assert_not_found(response, "Workflow", bad_id)
 
 
 @pytest.mark.parametrize(
@@ -286,7 +273,7 @@ def test_public_key_is_refused(method, path, sk, pk, project):
     created = create(sk).json()
     url = "/workflows" + path.format(id=created["id"])
     body = {"name": "x", "eventName": "y"}
-    assert_envelope(getattr(pk, method)(url, body, format="json"), 401, "INVALID_API_KEY")
+    assert_secret_key_required(getattr(pk, method)(url, body, format="json"))
     assert Workflow.objects.get(project=project).name == "Onboarding"
 
 
@@ -309,11 +296,16 @@ def test_a_disabled_workflow_waiting_for_an_event_blocks_its_deletion(sk):
         steps=[{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "invoice.paid"}}],
     ).json()
 
-    error = assert_envelope(sk.delete("/events/invoice.paid"), 400, "CONFLICT")
-    assert error["details"] == {
-        "usedInSegments": [],
-        "usedInWorkflows": [{"id": workflow["id"], "name": "Dunning"}],
-    }
+    assert_error(
+        sk.delete("/events/invoice.paid"),
+        400,
+        "CONFLICT",
+        "Cannot delete event: used in 0 segment(s) and 1 workflow(s)",
+        details={
+            "usedInSegments": [],
+            "usedInWorkflows": [{"id": workflow["id"], "name": "Dunning"}],
+        },
+    )
     usage = sk.get("/events/invoice.paid/usage").json()
     assert usage["canDelete"] is False
 
@@ -324,7 +316,16 @@ def test_a_disabled_workflow_waiting_for_an_event_blocks_its_deletion(sk):
 def test_the_trigger_event_blocks_until_the_workflow_is_repointed(sk):
     track(sk, "signup")
     workflow = create(sk, eventName="signup").json()
-    assert_envelope(sk.delete("/events/signup"), 400, "CONFLICT")
+    assert_error(
+        sk.delete("/events/signup"),
+        400,
+        "CONFLICT",
+        "Cannot delete event: used in 0 segment(s) and 1 workflow(s)",
+        details={
+            "usedInSegments": [],
+            "usedInWorkflows": [{"id": workflow["id"], "name": "Onboarding"}],
+        },
+    )
     sk.patch(f"/workflows/{workflow['id']}", {"eventName": "registered"}, format="json")
     assert sk.delete("/events/signup").json() == {"deletedCount": 1}
 
@@ -340,27 +341,37 @@ def test_replacing_the_wait_step_unblocks_deletion(sk):
 def test_names_being_deleted_cannot_be_referenced(sk, project):
     """A deletion job that is still running refuses new references (409), segment or workflow."""
     track(sk, "old")
-    deletion.start_deletion(project, "old")  # recorded, batches not run yet, its worker alive
+    job = deletion.start_deletion(project, "old")  # recorded, batches not run yet, worker alive
+    running = {
+        "eventNames": ["old"],
+        "deletions": [
+            {
+                "eventName": "old",
+                "status": "RUNNING",
+                "deleted": 0,
+                "startedAt": iso_timestamp(job.created_at),
+            }
+        ],
+    }
 
-    error = assert_envelope(create(sk, eventName="old"), 409, "CONFLICT")
-    assert error["details"]["eventNames"] == ["old"]
-    assert error["details"]["deletions"][0]["status"] == "RUNNING"
+    def assert_refused(response):
+        message = 'Event "old" is being deleted and cannot be referenced'
+        assert_error(response, 409, "CONFLICT", message, details=running)
+
+    assert_refused(create(sk, eventName="old"))
     response = create(
         sk, steps=[{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "old"}}]
     )
-    assert_envelope(response, 409, "CONFLICT")
+    assert_refused(response)
     condition = {
         "logic": "AND",
         "groups": [{"filters": [{"field": "event.old", "operator": "triggered"}]}],
     }
-    assert_envelope(
-        sk.post("/segments", {"name": "s", "condition": condition}, format="json"), 409, "CONFLICT"
-    )
+    assert_refused(sk.post("/segments", {"name": "s", "condition": condition}, format="json"))
     assert not Workflow.objects.filter(project=project).exists()
 
     workflow = create(sk, eventName="fresh").json()
-    response = sk.patch(f"/workflows/{workflow['id']}", {"eventName": "old"}, format="json")
-    assert_envelope(response, 409, "CONFLICT")
+    assert_refused(sk.patch(f"/workflows/{workflow['id']}", {"eventName": "old"}, format="json"))
     assert sk.get(f"/workflows/{workflow['id']}").json()["triggerConfig"] == {"eventName": "fresh"}
 
     # Its worker dies (the lease runs out): the next DELETE takes the job over and finishes it.
