@@ -63,7 +63,8 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'demo.db'}",
-        # Persistent, health-checked connections: the biggest single win for ingest (brief §3).
+        # Persistent, health-checked connections: the biggest single win for ingest
+        # (docs/scaling.md, "Persistent connections").
         conn_max_age=600,
         conn_health_checks=True,
     )
