@@ -15,8 +15,7 @@ from django.core.exceptions import ValidationError
 
 from ..models import Segment, Workflow, WorkflowStep
 from ..services import automation, references
-from ..services.conditions import validate_condition
-from ..services.errors import Conflict, FieldErrorList
+from ..services.errors import Conflict, FieldErrorList, ValidationFailed
 from ..services.validation import check_event_name
 
 
@@ -65,12 +64,18 @@ class SegmentForm(forms.ModelForm):
         cleaned = super().clean()
         segment_type = cleaned.get("type")
         condition = cleaned.get("condition")
-        if segment_type == Segment.Type.DYNAMIC and "condition" not in self.errors:
-            if condition is None:
-                self.add_error("condition", "Condition is required for DYNAMIC segments")
-            else:
-                for error in validate_condition(condition):
-                    self.add_error("condition", f"{error['field']}: {error['message']}")
+        if segment_type and "condition" not in self.errors:
+            try:  # the same rule as the API: DYNAMIC needs a valid condition
+                automation.segment_condition(segment_type, condition)
+            except ValidationFailed as exc:
+                for error in exc.errors:
+                    message = error["message"]
+                    self.add_error(
+                        "condition",
+                        message
+                        if error["field"] == "condition"
+                        else f"{error['field']}: {message}",
+                    )
         project = cleaned.get("project") or getattr(self.instance, "project", None)
         if project is not None and not self.errors:
             names = (

@@ -24,7 +24,7 @@ from django_filters.rest_framework import DjangoFilterBackend, FilterSet
 
 from ..models import Contact, Event, Workflow
 from ..services.errors import FieldErrorList, ValidationFailed
-from .params import enum_message
+from ..services.validation import enum_message
 
 # ---------------------------------------------------------------------------------------------
 # Fields and filters

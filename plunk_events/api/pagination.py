@@ -18,7 +18,8 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
 from ..services.errors import FieldErrorList, ValidationFailed
-from .params import enum_message, lenient_int
+from ..services.validation import enum_message
+from .params import lenient_int
 
 
 def enum_param(params, name: str, choices, default: str, errors: FieldErrorList) -> str:

@@ -21,12 +21,6 @@ def lenient_int(raw: str | None, default: int, maximum: int) -> int:
     return min(value, maximum)
 
 
-def enum_message(choices, value: str) -> str:
-    """The 422 message of a query value outside ``choices`` (Zod's wording, as Plunk's)."""
-    expected = " | ".join(f"'{choice}'" for choice in choices)
-    return f"Invalid enum value. Expected {expected}, received '{value[:100]}'"
-
-
 def parse_cursor(raw: str | None, errors: FieldErrorList, field: str = "cursor"):
     if not raw:
         return None

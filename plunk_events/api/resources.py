@@ -18,7 +18,7 @@ from rest_framework.viewsets import ViewSet
 
 from ..models import Contact, Segment
 from ..services import automation, contacts
-from ..services.errors import FieldErrorList, NotFound, ValidationFailed
+from ..services.errors import FieldErrorList, ValidationFailed, uuid_or_404
 from ..services.validation import MISSING, check_data, check_email, check_subscribed, type_error
 from . import schema
 from . import serializers as s
@@ -47,14 +47,6 @@ def json_body(request) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # Contacts
-
-
-def get_contact(project, contact_id: Any, *, using: str | None = None) -> Contact:
-    pk = automation.uuid_or_404("Contact", contact_id)
-    contact = Contact.objects.using(using).filter(project=project, pk=pk).first()
-    if contact is None:
-        raise NotFound("Contact", contact_id)
-    return contact
 
 
 class ContactViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
@@ -123,7 +115,7 @@ class ContactViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
             raise ValidationFailed(errors)
         state = contacts.upsert_contact(self.project, email, data=data, subscribed=subscribed)
         # Read back from the primary: a replica may not have the row yet.
-        contact = get_contact(self.project, state.id, using=router.db_for_write(Contact))
+        contact = contacts.get_contact(self.project, state.id, using=router.db_for_write(Contact))
         payload = s.ContactSerializer(contact).data
         payload["_meta"] = {"isNew": state.created, "isUpdate": not state.created}
         return Response(payload, status=201 if state.created else 200)
@@ -135,7 +127,7 @@ class ContactViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
         tags=["Contacts"],
     )
     def retrieve(self, request, pk: str):
-        return Response(s.ContactSerializer(get_contact(self.project, pk)).data)
+        return Response(s.ContactSerializer(contacts.get_contact(self.project, pk)).data)
 
     @extend_schema(
         operation_id="updateContact",
@@ -151,7 +143,7 @@ class ContactViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
         tags=["Contacts"],
     )
     def partial_update(self, request, pk: str):
-        contact = get_contact(self.project, pk)
+        contact = contacts.get_contact(self.project, pk)
         body = json_body(request)
         errors = FieldErrorList()
         email = check_email(errors, body["email"]) if "email" in body else None
@@ -171,7 +163,7 @@ class ContactViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
         tags=["Contacts"],
     )
     def destroy(self, request, pk: str):
-        contacts.delete_contact(self.project, automation.uuid_or_404("Contact", pk))
+        contacts.delete_contact(self.project, uuid_or_404("Contact", pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,4 +1,4 @@
-"""Segments and workflows: the writes that can add references to event names (spec §6.3-6.5).
+"""Segments and workflows: the writes that can add references to event names.
 
 Every create, update and delete runs in one transaction that first calls
 :func:`references.guard_new_references` with the event names the new state references. That
@@ -10,7 +10,6 @@ never appear between the guard's check and the deletion, and names being deleted
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -21,10 +20,10 @@ from ..models import Project, Segment, Workflow, WorkflowStep
 from . import deletion, references
 from .conditions import validate_condition
 from .db import db_for_write
-from .errors import FieldErrorList, NotFound, ValidationFailed
-from .validation import MISSING, check_event_name, type_error
+from .errors import FieldErrorList, NotFound, ValidationFailed, uuid_or_404
+from .validation import MISSING, check_event_name, enum_message, type_error
 
-#: Longest WAIT_FOR_EVENT timeout and DELAY, in seconds (one year / 365 days, spec §6.4).
+#: Longest WAIT_FOR_EVENT timeout and DELAY, in seconds (one year / 365 days, as Plunk).
 MAX_WAIT_TIMEOUT_SECONDS = 31_536_000
 MAX_DELAY_SECONDS = 365 * 24 * 3600
 DELAY_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
@@ -67,16 +66,6 @@ def _finishing_abandoned_deletions(write: Callable[..., T]) -> Callable[..., T]:
     return run
 
 
-def uuid_or_404(resource: str, value: Any) -> uuid.UUID:
-    """Ids that are not UUIDs cannot exist: answer 404 rather than a database error."""
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(resource, value) from None
-
-
 # ---------------------------------------------------------------------------------------------
 # Segments
 
@@ -89,7 +78,7 @@ def get_segment(project: Project, segment_id: Any, *, using: str | None = None) 
     return segment
 
 
-def _segment_condition(segment_type: str, condition: Any) -> dict | None:
+def segment_condition(segment_type: str, condition: Any) -> dict | None:
     """The condition to store: ``None`` for STATIC segments, a valid tree for DYNAMIC ones."""
     if segment_type == Segment.Type.STATIC:
         return None
@@ -120,7 +109,7 @@ def create_segment(
     condition: dict | None = None,
     track_membership: bool = False,
 ) -> Segment:
-    condition = _segment_condition(type, condition)
+    condition = segment_condition(type, condition)
     alias = db_for_write()
     with transaction.atomic(using=alias):
         references.guard_new_references(project, references.condition_event_names(condition))
@@ -151,7 +140,7 @@ def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment
         for key, value in changes.items():
             setattr(segment, key, value)
         if "condition" in changes or "type" in changes:
-            segment.condition = _segment_condition(segment.type, segment.condition)
+            segment.condition = segment_condition(segment.type, segment.condition)
         references.guard_new_references(
             project, references.condition_event_names(segment.condition)
         )
@@ -210,12 +199,7 @@ def _check_step_config(errors: FieldErrorList, step_type: str, config: dict, pat
             amount = None
         if unit not in DELAY_UNITS:
             if isinstance(unit, str):
-                expected = " | ".join(f"'{u}'" for u in DELAY_UNITS)
-                errors.add(
-                    f"{path}.unit",
-                    f"Invalid enum value. Expected {expected}, received '{unit}'",
-                    "invalid_enum_value",
-                )
+                errors.add(f"{path}.unit", enum_message(DELAY_UNITS, unit), "invalid_enum_value")
             else:
                 type_error(errors, f"{path}.unit", "string", unit)
         elif amount is not None and amount * DELAY_UNITS[unit] > MAX_DELAY_SECONDS:
@@ -247,10 +231,9 @@ def validate_steps(steps: Any, field: str = "steps") -> tuple[list[dict], list[d
             )
         elif step_type not in WorkflowStep.Type.values:
             if isinstance(step_type, str):
-                expected = " | ".join(f"'{t}'" for t in WorkflowStep.Type.values)
                 errors.add(
                     f"{path}.type",
-                    f"Invalid enum value. Expected {expected}, received '{step_type}'",
+                    enum_message(WorkflowStep.Type.values, step_type),
                     "invalid_enum_value",
                 )
             else:

@@ -1,4 +1,4 @@
-"""Validation of Plunk's segment filter grammar (spec §6.3; OpenAPI ``FilterCondition``).
+"""Validation of Plunk's segment filter grammar (Plunk's OpenAPI ``FilterCondition``).
 
 Pure: no database access, so the API serializers, the segment service and the admin's Segment
 form all call :func:`validate_condition` and report the same errors with the same field paths
@@ -12,7 +12,7 @@ from typing import Any
 
 from ..constants import EVENT_NAME_MAX_LENGTH
 from .errors import FieldErrorList
-from .validation import MISSING, type_error
+from .validation import MISSING, enum_message, type_error
 
 LOGICS = ("AND", "OR")
 UNITS = ("days", "hours", "minutes")
@@ -81,11 +81,6 @@ OPERATORS_BY_KIND = {
 MAX_DEPTH = 10
 
 
-def _enum_message(choices: tuple[str, ...], value: Any) -> str:
-    expected = " | ".join(f"'{c}'" for c in choices)
-    return f"Invalid enum value. Expected {expected}, received '{value}'"
-
-
 def field_kind(field: str) -> str | None:
     """``contact``, ``event``, ``email`` or ``segment`` for a supported filter field, else None."""
     if field in CONTACT_FIELDS:
@@ -126,7 +121,7 @@ def _check_filter(errors: FieldErrorList, flt: Any, path: str) -> None:
         type_error(errors, f"{path}.operator", "string", operator)
         return
     if operator not in OPERATORS:
-        errors.add(f"{path}.operator", _enum_message(OPERATORS, operator), "invalid_enum_value")
+        errors.add(f"{path}.operator", enum_message(OPERATORS, operator), "invalid_enum_value")
         return
     if kind is not None and operator not in OPERATORS_BY_KIND[kind]:
         errors.add(
@@ -151,7 +146,7 @@ def _check_filter(errors: FieldErrorList, flt: Any, path: str) -> None:
     if operator in WINDOW_OPERATORS and unit in (MISSING, None):
         type_error(errors, f"{path}.unit", "string", unit)
     elif unit not in (MISSING, None) and unit not in UNITS:
-        errors.add(f"{path}.unit", _enum_message(UNITS, unit), "invalid_enum_value")
+        errors.add(f"{path}.unit", enum_message(UNITS, unit), "invalid_enum_value")
 
 
 def _check_condition(errors: FieldErrorList, condition: Any, path: str, depth: int) -> None:
@@ -162,7 +157,7 @@ def _check_condition(errors: FieldErrorList, condition: Any, path: str, depth: i
     if not isinstance(logic, str):
         type_error(errors, f"{path}.logic", "string", logic)
     elif logic not in LOGICS:
-        errors.add(f"{path}.logic", _enum_message(LOGICS, logic), "invalid_enum_value")
+        errors.add(f"{path}.logic", enum_message(LOGICS, logic), "invalid_enum_value")
 
     groups = condition.get("groups", MISSING)
     if not isinstance(groups, list):

@@ -31,7 +31,7 @@ MERGED_DATA_SQL = (
 
 
 def contact_data_patch(incoming: dict | None) -> tuple[dict, list[str]]:
-    """Plunk's data rules (spec §3.4) as a patch: the keys to set and the keys to delete.
+    """The merge rule as a patch: the keys to set and the keys to delete.
 
     Reserved keys and ``""`` are skipped; ``null`` deletes; ``{value, persistent: false}`` stays
     off the contact; ``{value, persistent: true}`` is unwrapped. Keys are unique, so applying

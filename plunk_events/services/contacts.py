@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import (
     IntegrityError,
@@ -37,6 +38,7 @@ from .db import db_for_write, prep_values
 from .errors import (
     Conflict,
     NotFound,
+    uuid_or_404,
 )
 from .events import insert_events
 from .references import lock_project
@@ -159,7 +161,7 @@ def upsert_contact_row(
 
 
 def subscription_event(contact: ContactState, now) -> Event:
-    """The ``contact.subscribed``/``contact.unsubscribed`` system event of a flip (spec §3.5)."""
+    """The ``contact.subscribed``/``contact.unsubscribed`` system event of a flip."""
     return Event(
         id=uuid7(),
         project_id=contact.project_id,
@@ -330,3 +332,12 @@ def delete_contact(project: Project, contact_id: uuid.UUID) -> None:
             add_to_rollup(alias, project, [{**row, "n": -row["n"]} for row in rolled])
         events.delete()
         contact.delete(using=alias)
+
+
+def get_contact(project: Project, contact_id: Any, *, using: str | None = None) -> Contact:
+    """The project's contact, or 404 (also for ids that are not UUIDs)."""
+    pk = uuid_or_404("Contact", contact_id)
+    contact = Contact.objects.using(using).filter(project=project, pk=pk).first()
+    if contact is None:
+        raise NotFound("Contact", contact_id)
+    return contact

@@ -38,7 +38,7 @@ from .rollups import add_to_rollup, rollup_rows
 
 
 def delete_refusal(project: Project, name: str, *, using: str | None = None) -> PlunkError | None:
-    """Why ``name`` cannot be deleted (spec §4.5), or None if it can."""
+    """Why ``name`` cannot be deleted, or None if it can."""
     if is_system_event(name):
         return PlunkError(f"Cannot delete reserved system event: {name}", code="BAD_REQUEST")
     refs = find_references(project, name, using=using)

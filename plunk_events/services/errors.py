@@ -1,7 +1,8 @@
-"""Domain errors raised by the services; the API renders them in Plunk's error envelope (spec §2)."""
+"""Domain errors raised by the services; the API renders them in Plunk's error envelope."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 
@@ -74,3 +75,13 @@ class Conflict(PlunkError):
 class IdempotencyKeyReused(PlunkError):
     status_code = 409
     code = "IDEMPOTENCY_KEY_REUSED"
+
+
+def uuid_or_404(resource: str, value: Any) -> uuid.UUID:
+    """Ids that are not UUIDs cannot exist: answer 404 rather than a database error."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(resource, value) from None

@@ -310,7 +310,7 @@ def track_many(
         for index, item in enumerate(items):
             contact = contacts[item.email]
             if index in flips:
-                # The system event goes right before the event whose item flipped it (spec §3.5).
+                # The system event goes right before the event whose item flipped it.
                 events.append(subscription_event(flips[index], now))
             event = _tracked_event(project, contact, item, now)
             events.append(event)
@@ -324,7 +324,7 @@ def track_many(
 
 
 def _tracked_event(project: Project, contact: ContactState, item: TrackInput, now) -> Event:
-    """The event row of a track; ``data`` is stored exactly as sent (spec §3.2)."""
+    """The event row of a track; ``data`` is stored exactly as sent."""
     return Event(
         id=uuid7(),
         project_id=project.pk,

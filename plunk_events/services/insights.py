@@ -26,7 +26,7 @@ from django.db.models import Count, F, Max, Min, OuterRef, Subquery
 from ..constants import is_system_event
 from ..models import Contact, Event, EventNameTotal, Project
 from . import rollups
-from .references import References, references_by_name
+from .references import References, deletion_allowed, references_by_name
 
 T = TypeVar("T")
 
@@ -96,7 +96,7 @@ class NameSummary:
 
     @property
     def can_delete(self) -> bool:
-        return not self.is_system and not self.references
+        return deletion_allowed(self.name, self.references)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Which segments and workflows reference an event name (spec §6.5), and the lock that keeps
+"""Which segments and workflows reference an event name, and the lock that keeps
 the delete guard race-free.
 
 Both the delete guard and every write that can add a reference (segment or workflow saves) take
@@ -16,6 +16,7 @@ from typing import Any
 from django.db import router
 from django.utils import timezone
 
+from ..constants import is_system_event
 from ..models import EventDeletion, Project, Segment, Workflow, WorkflowStep
 from .errors import Conflict
 
@@ -61,7 +62,7 @@ class References:
 
 
 def find_references(project: Project, name: str, *, using: str | None = None) -> References:
-    """Segments and workflows that reference ``name`` (spec §6.5); see :func:`references_by_name`.
+    """Segments and workflows that reference ``name``; see :func:`references_by_name`.
 
     The delete guard passes ``using`` (the primary) so a replica's lag cannot hide a reference.
     """
@@ -115,6 +116,13 @@ def workflow_event_names(workflow_trigger: dict | None, steps: Iterable[dict]) -
             if isinstance(event_name, str):
                 names.add(event_name)
     return names
+
+
+def deletion_allowed(name: str, references: References, job: EventDeletion | None = None) -> bool:
+    """The delete guard's verdict for a name: not a system event, referenced by no segment or
+    workflow, and no live worker deleting it already (an abandoned job is taken over)."""
+    alive = job is not None and job.worker_alive()
+    return not is_system_event(name) and not references and not alive
 
 
 def lock_project(project: Project) -> Project:

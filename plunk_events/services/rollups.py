@@ -28,7 +28,7 @@ from ..models import (
     Project,
 )
 from .db import db_for_write
-from .references import References, deletion_json, find_references
+from .references import References, deletion_allowed, deletion_json, find_references
 
 # Names and stats: rollup + live tail
 #
@@ -336,13 +336,7 @@ class Usage:
 
     @property
     def can_delete(self) -> bool:
-        """Whether ``DELETE /events/<name>`` would go ahead: not a system event, no references,
-        and no live worker deleting it already (an abandoned job is taken over)."""
-        return (
-            not self.is_system_event
-            and not self.references
-            and not (self.deletion is not None and self.deletion.worker_alive())
-        )
+        return deletion_allowed(self.name, self.references, self.deletion)
 
     def as_dict(self) -> dict[str, Any]:
         out = {

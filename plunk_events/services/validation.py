@@ -1,6 +1,6 @@
-"""Input rules shared by every surface: track bodies, emails, event names and contact data (spec §3).
+"""Input rules shared by every surface: track bodies, emails, event names and contact data.
 
-Hand-written instead of a DRF serializer because ``/v1/track`` is the hot path (brief §3) and
+Hand-written instead of a DRF serializer because ``/v1/track`` is the hot path and
 because the error items must carry Plunk's zod-style codes and messages.
 """
 
@@ -38,6 +38,12 @@ def js_type(value: Any) -> str:
     return "object"
 
 
+def enum_message(choices, value: Any) -> str:
+    """Zod's (and so Plunk's) message for a value outside ``choices``."""
+    expected = " | ".join(f"'{choice}'" for choice in choices)
+    return f"Invalid enum value. Expected {expected}, received '{str(value)[:100]}'"
+
+
 def type_error(errors: FieldErrorList, field: str, expected: str, value: Any) -> None:
     received = js_type(value)
     message = "Required" if value is MISSING else f"Expected {expected}, received {received}"
@@ -45,7 +51,7 @@ def type_error(errors: FieldErrorList, field: str, expected: str, value: Any) ->
 
 
 def check_email(errors: FieldErrorList, value: Any, field: str = "email") -> str | None:
-    """Validate an email and return it trimmed and lowercased (spec §3.1, Plunk issue #403)."""
+    """Validate an email and return it trimmed and lowercased (Plunk issue #403)."""
     if not isinstance(value, str):
         type_error(errors, field, "string", value)
         return None
@@ -92,7 +98,7 @@ def check_subscribed(errors: FieldErrorList, value: Any, field: str = "subscribe
 
 
 def check_data(errors: FieldErrorList, value: Any, field: str = "data") -> dict | None:
-    """``data`` must be an object (or null/absent); ``locale`` must be a string (spec §3.4)."""
+    """``data`` must be an object (or null/absent); ``locale`` must be a string."""
     if value is MISSING or value is None:
         return None
     if not isinstance(value, dict):
