@@ -19,8 +19,8 @@ from django.db.models import Prefetch
 from ..models import Project, Segment, Workflow, WorkflowStep
 from . import deletion, references
 from .conditions import validate_condition
-from .db import db_for_write
-from .errors import FieldErrorList, NotFound, ValidationFailed, uuid_or_404
+from .db import db_for_write, project_object_or_404
+from .errors import FieldErrorList, ValidationFailed
 from .validation import MISSING, check_event_name, enum_message, type_error
 
 #: Longest WAIT_FOR_EVENT timeout and DELAY, in seconds (one year / 365 days, as Plunk).
@@ -71,11 +71,7 @@ def _finishing_abandoned_deletions(write: Callable[..., T]) -> Callable[..., T]:
 
 
 def get_segment(project: Project, segment_id: Any, *, using: str | None = None) -> Segment:
-    pk = uuid_or_404("Segment", segment_id)
-    segment = Segment.objects.using(using).filter(project=project, pk=pk).first()
-    if segment is None:
-        raise NotFound("Segment", segment_id)
-    return segment
+    return project_object_or_404(Segment.objects.using(using), project, segment_id, "Segment")
 
 
 def segment_condition(segment_type: str, condition: Any) -> dict | None:
@@ -160,14 +156,9 @@ def delete_segment(project: Project, segment_id: Any) -> None:
 
 
 def get_workflow(project: Project, workflow_id: Any, *, using: str | None = None) -> Workflow:
-    pk = uuid_or_404("Workflow", workflow_id)
     steps = Prefetch("steps", queryset=WorkflowStep.objects.using(using).order_by("order"))
-    workflow = (
-        Workflow.objects.using(using).filter(project=project, pk=pk).prefetch_related(steps).first()
-    )
-    if workflow is None:
-        raise NotFound("Workflow", workflow_id)
-    return workflow
+    workflows = Workflow.objects.using(using).prefetch_related(steps)
+    return project_object_or_404(workflows, project, workflow_id, "Workflow")
 
 
 def _check_step_config(errors: FieldErrorList, step_type: str, config: dict, path: str) -> dict:

@@ -15,37 +15,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import (
-    IntegrityError,
-    connections,
-    transaction,
-)
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from .. import signals
-from ..constants import (
-    CONTACT_SUBSCRIBED,
-    CONTACT_UNSUBSCRIBED,
-)
+from ..constants import CONTACT_SUBSCRIBED, CONTACT_UNSUBSCRIBED
 from ..ids import uuid7
-from ..models import (
-    Contact,
-    Event,
-    Project,
-)
+from ..models import Contact, Event, Project
 from .contact_data import merge_contact_data
-from .db import db_for_write, prep_values
-from .errors import (
-    Conflict,
-    NotFound,
-    uuid_or_404,
-)
+from .db import db_for_write, prep_values, project_object_or_404
+from .errors import Conflict, NotFound
 from .events import insert_events
 from .references import lock_project
 from .rollups import add_to_rollup, rollup_rows
-from .validation import (
-    TrackInput,
-)
+from .validation import TrackInput
 
 
 @dataclass
@@ -336,8 +319,4 @@ def delete_contact(project: Project, contact_id: uuid.UUID) -> None:
 
 def get_contact(project: Project, contact_id: Any, *, using: str | None = None) -> Contact:
     """The project's contact, or 404 (also for ids that are not UUIDs)."""
-    pk = uuid_or_404("Contact", contact_id)
-    contact = Contact.objects.using(using).filter(project=project, pk=pk).first()
-    if contact is None:
-        raise NotFound("Contact", contact_id)
-    return contact
+    return project_object_or_404(Contact.objects.using(using), project, contact_id, "Contact")

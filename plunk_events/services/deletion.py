@@ -9,30 +9,15 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import (
-    DatabaseError,
-    transaction,
-)
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from ..conf import conf
-from ..constants import (
-    EVENT_NAME_MAX_LENGTH,
-    is_system_event,
-)
-from ..models import (
-    Event,
-    EventDailyCount,
-    EventDeletion,
-    EventNameTotal,
-    Project,
-)
+from ..constants import EVENT_NAME_MAX_LENGTH, is_system_event
+from ..models import Event, EventDailyCount, EventDeletion, EventNameTotal, Project
 from .db import db_for_write
-from .errors import (
-    Conflict,
-    PlunkError,
-)
+from .errors import Conflict, PlunkError
 from .references import deletion_json, find_references, lock_project
 from .rollups import add_to_rollup, rollup_rows
 

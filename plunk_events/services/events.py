@@ -8,10 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..models import (
-    Event,
-    Project,
-)
+from ..models import Event, Project
 
 
 def insert_events(connection, events: list[Event]) -> None:

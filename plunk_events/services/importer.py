@@ -9,27 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import (
-    connections,
-    transaction,
-)
+from django.db import connections, transaction
 from django.utils import timezone
 
-from ..constants import (
-    is_system_event,
-)
+from ..constants import is_system_event
 from ..ids import uuid7
-from ..models import (
-    Contact,
-    Event,
-    Project,
-)
+from ..models import Contact, Event, Project
 from .contacts import ContactState, apply_in_memory, subscription_event, upsert_contact_row
 from .db import db_for_write
-from .errors import (
-    FieldErrorList,
-    ValidationFailed,
-)
+from .errors import FieldErrorList, ValidationFailed
 from .references import lock_project
 from .rollups import add_to_rollup, rollup
 from .validation import (

@@ -12,25 +12,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import (
-    OperationalError,
-    connections,
-    transaction,
-)
+from django.db import OperationalError, connections, transaction
 from django.utils import timezone
 
 from ..conf import conf
-from ..constants import (
-    CONTACT_SUBSCRIBED,
-    CONTACT_UNSUBSCRIBED,
-)
+from ..constants import CONTACT_SUBSCRIBED, CONTACT_UNSUBSCRIBED
 from ..ids import uuid7
-from ..models import (
-    Contact,
-    Event,
-    IdempotencyKey,
-    Project,
-)
+from ..models import Contact, Event, IdempotencyKey, Project
 from .contact_data import MERGED_DATA_SQL, contact_data_patch, merge_contact_data
 from .contacts import (
     ContactState,
@@ -42,12 +30,8 @@ from .contacts import (
     upsert_contact_rows,
 )
 from .db import db_for_write, prep_values
-from .errors import (
-    IdempotencyKeyReused,
-)
-from .validation import (
-    TrackInput,
-)
+from .errors import IdempotencyKeyReused
+from .validation import TrackInput
 
 
 @dataclass(frozen=True)

@@ -8,25 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import (
-    connections,
-    transaction,
-)
+from django.db import connections, transaction
 from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from ..conf import conf
-from ..constants import (
-    is_system_event,
-)
-from ..models import (
-    Event,
-    EventDailyCount,
-    EventDeletion,
-    EventNameTotal,
-    Project,
-)
+from ..constants import is_system_event
+from ..models import Event, EventDailyCount, EventDeletion, EventNameTotal, Project
 from .db import db_for_write
 from .references import References, deletion_allowed, deletion_json, find_references
 

@@ -3,48 +3,20 @@ while the worker lives, and writes or DELETEs that finish a job whose worker is 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
-from django.utils import timezone
 
 from plunk_events.api.formatting import iso_timestamp
 from plunk_events.models import Event, EventDeletion, Workflow
-from plunk_events.services import deletion
+from tests.deletion_jobs import killed_job
 
 from .helpers import TIMESTAMP, assert_error, track
 
 pytestmark = pytest.mark.django_db
 
-LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-
 
 @pytest.fixture(autouse=True)
 def small_batches(settings):
     settings.PLUNK_EVENTS = {"DELETE_BATCH_SIZE": 2}
-
-
-class Killed(Exception):
-    pass
-
-
-def interrupted(project, name, *, batches: int, live: bool) -> EventDeletion:
-    """A job whose worker committed ``batches`` batches and died holding its lease: expired, or
-    (``live``) still running."""
-    job = deletion.start_deletion(project, name)
-    seen = []
-
-    def die(deleted):
-        seen.append(deleted)
-        if len(seen) == batches:
-            raise Killed
-
-    with pytest.raises(Killed):
-        deletion.run_deletion(job, on_batch=die)
-    expires = timezone.now() + timedelta(minutes=5) if live else LONG_AGO
-    EventDeletion.objects.filter(pk=job.pk).update(owner="dead-worker", lease_expires_at=expires)
-    job.refresh_from_db()
-    return job
 
 
 def track_n(sk, name, n):
@@ -67,7 +39,7 @@ def test_usage_has_no_deletion_without_a_job(sk):
 
 def test_usage_shows_a_live_job_and_a_second_delete_is_refused(sk, project):
     track_n(sk, "old", 5)
-    job = interrupted(project, "old", batches=1, live=True)
+    job = killed_job(project, "old", batches=1, live=True)
     body = sk.get("/events/old/usage").json()
     assert body["deletion"] == {
         "status": "RUNNING",
@@ -91,7 +63,7 @@ def test_usage_shows_a_live_job_and_a_second_delete_is_refused(sk, project):
 
 def test_writes_naming_a_live_job_get_409_with_the_job(sk, project):
     track_n(sk, "old", 3)
-    job = interrupted(project, "old", batches=1, live=True)
+    job = killed_job(project, "old", batches=1, live=True)
     response = sk.post("/segments", {"name": "s", "condition": condition_on("old")}, format="json")
     deletion = {
         "eventName": "old",
@@ -113,7 +85,7 @@ def test_writes_naming_a_live_job_get_409_with_the_job(sk, project):
 
 def test_a_segment_naming_an_abandoned_job_finishes_it(sk, project):
     track_n(sk, "old", 5)
-    job = interrupted(project, "old", batches=1, live=False)
+    job = killed_job(project, "old", batches=1, live=False)
     body = sk.get("/events/old/usage").json()
     assert body["deletion"]["status"] == "ABANDONED"
     assert body["canDelete"] is True  # a DELETE would take the job over
@@ -130,7 +102,7 @@ def test_a_segment_naming_an_abandoned_job_finishes_it(sk, project):
 def test_a_workflow_update_naming_an_abandoned_job_finishes_it(sk, project):
     track_n(sk, "old", 3)
     workflow = sk.post("/workflows", {"name": "w", "eventName": "fresh"}, format="json").json()
-    interrupted(project, "old", batches=1, live=False)
+    killed_job(project, "old", batches=1, live=False)
     response = sk.patch(f"/workflows/{workflow['id']}", {"eventName": "old"}, format="json")
     assert response.status_code == 200, response.content
     assert Workflow.objects.get().trigger_config == {"eventName": "old"}
@@ -139,7 +111,7 @@ def test_a_workflow_update_naming_an_abandoned_job_finishes_it(sk, project):
 
 def test_a_second_delete_finishes_an_abandoned_job(sk, project):
     track_n(sk, "old", 5)
-    job = interrupted(project, "old", batches=2, live=False)
+    job = killed_job(project, "old", batches=2, live=False)
     track_n(sk, "old", 1)  # after the first request: the second one asks for it too
     assert sk.delete("/events/old").json() == {"deletedCount": 6}
     job.refresh_from_db()

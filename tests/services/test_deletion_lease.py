@@ -23,14 +23,10 @@ from plunk_events.api.formatting import iso_timestamp
 from plunk_events.models import Contact, Event, EventDeletion
 from plunk_events.services import automation, deletion, rollups
 from plunk_events.services.errors import Conflict
+from tests.deletion_jobs import killed_job
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_BATCHES = override_settings(PLUNK_EVENTS={"DELETE_BATCH_SIZE": 3})
-LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-class Killed(Exception):
-    """Stands for the end of a worker in the middle of its job."""
 
 
 def add_events(project, name, n):
@@ -43,28 +39,6 @@ def add_events(project, name, n):
 
 def remaining(project, name) -> int:
     return Event.objects.filter(project=project, name=name).count()
-
-
-def killed_job(project, name, *, batches: int, live: bool = False) -> EventDeletion:
-    """A job whose worker committed ``batches`` batches and then died holding its lease.
-
-    The worker runs through the service; only its death is written directly: the lease it
-    held is left as a killed process leaves it, expired (or, ``live``, not yet expired).
-    """
-    job = deletion.start_deletion(project, name)
-    done = []
-
-    def die(deleted):
-        done.append(deleted)
-        if len(done) == batches:
-            raise Killed
-
-    with pytest.raises(Killed):
-        deletion.run_deletion(job, on_batch=die)
-    expires = timezone.now() + timedelta(minutes=5) if live else LONG_AGO
-    EventDeletion.objects.filter(pk=job.pk).update(owner="dead-worker", lease_expires_at=expires)
-    job.refresh_from_db()
-    return job
 
 
 def segment_on(project, name):
@@ -330,6 +304,7 @@ override_settings(PLUNK_EVENTS={
 }).enable()
 from plunk_events.models import Project
 from plunk_events.services import deletion, rollups
+from tests.deletion_jobs import LONG_AGO, Killed, killed_job
 job = deletion.start_deletion(Project.objects.get(pk=sys.argv[1]), sys.argv[2])
 def progress(deleted):
     print(deleted, flush=True)
