@@ -1,4 +1,4 @@
-"""``Authorization: Bearer <key>`` authentication against a project's key pair (spec §1).
+"""``Authorization: Bearer <key>`` authentication against a project's key pair.
 
 ``SecretKeyAuthentication`` guards the dashboard routes (``sk_`` only); ``TrackKeyAuthentication``
 guards ``/v1/track`` (``pk_``, and ``sk_`` unless ``TRACK_REQUIRE_PUBLIC_KEY``). Every failure is

@@ -1,4 +1,4 @@
-"""Plunk's error envelope (spec §2) for every error of the app's views.
+"""Plunk's error envelope for every error of the app's views.
 
 Attached per view through ``PlunkAPIMixin.get_exception_handler`` so a host site's own DRF APIs
 keep their format.
@@ -41,7 +41,7 @@ JSON_SUGGESTION = (
     "Ensure the request body is valid JSON and the Content-Type header is set to application/json."
 )
 
-#: Error code for a status when the exception carries none (spec §2.3, proposal).
+#: Error code for a status when the exception carries none (our choice; Plunk has no code there).
 STATUS_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",

@@ -1,4 +1,4 @@
-"""Plunk's two list shapes for the sibling resources (spec §9).
+"""Plunk's two list shapes for the sibling resources.
 
 - Contacts: keyset pages ``{data, cursor, hasMore, total}``; ``cursor`` is the id of the last
   item, ``total`` is counted on the first page only (0 afterwards, as Plunk does to skip the

@@ -1,5 +1,5 @@
 """``/contacts``, ``/segments`` and ``/workflows``: enough of Plunk's sibling resources to manage
-what the delete guard of ``DELETE /events/<name>`` depends on (spec §6, §9).
+what the delete guard of ``DELETE /events/<name>`` depends on.
 
 Secret key only; every error in the envelope; ids of another project, or ids that are not
 UUIDs, answer 404 ``RESOURCE_NOT_FOUND``. Writes go through the services (contacts through the
@@ -50,7 +50,7 @@ def json_body(request) -> dict[str, Any]:
 
 
 class ContactViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
-    """Plunk's contacts (spec §9, OpenAPI ``/contacts``): the same email, data and subscription
+    """Plunk's contacts (Plunk's OpenAPI ``/contacts``): the same email, data and subscription
     rules as ``POST /v1/track``, including the ``contact.subscribed``/``unsubscribed`` events."""
 
     filterset_class = ContactFilterSet
@@ -172,7 +172,7 @@ class ContactViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
 
 
 class SegmentViewSet(PlunkAPIMixin, ViewSet):
-    """Audience segments (spec §6.3); ``condition`` uses Plunk's filter grammar and its
+    """Audience segments; ``condition`` uses Plunk's filter grammar and its
     ``event.<name>`` filters make those event names undeletable while the segment exists."""
 
     @extend_schema(
@@ -254,7 +254,7 @@ class SegmentViewSet(PlunkAPIMixin, ViewSet):
 
 
 class WorkflowViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
-    """Event-triggered workflows (spec §6.4): the trigger event and every WAIT_FOR_EVENT step's
+    """Event-triggered workflows: the trigger event and every WAIT_FOR_EVENT step's
     event are references that the delete guard honours, whether the workflow is enabled or not."""
 
     filterset_class = WorkflowFilterSet

@@ -16,7 +16,7 @@ from .formatting import iso_timestamp
 
 
 class TimestampField(serializers.DateTimeField):
-    """``2024-01-15T10:30:00.000Z``: UTC, milliseconds, ``Z`` (spec §7)."""
+    """``2024-01-15T10:30:00.000Z``: UTC, milliseconds, ``Z``."""
 
     def to_representation(self, value):
         return iso_timestamp(value) if value is not None else None

@@ -1,4 +1,4 @@
-"""Routes of the API, in the order of spec §4.8.
+"""Routes of the API, in Plunk's order (the first matching route wins).
 
 Event names may contain dots, slashes, newlines and words like ``names``: each ``events/...`` route maps GET
 to its query and DELETE to a delete of the whole remainder of the path, so

@@ -1,4 +1,4 @@
-"""``POST /v1/track`` and the ``/events`` family (spec §3-4), thin over the event store."""
+"""``POST /v1/track`` and the ``/events`` family, thin over the event store."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]{1,255}$")
 
 
 def idempotency_key(request) -> str | None:
-    """The ``Idempotency-Key`` header, if sent; 400 unless 1-255 printable ASCII (spec §3.8)."""
+    """The ``Idempotency-Key`` header, if sent; 400 unless 1-255 printable ASCII."""
     if IDEMPOTENCY_HEADER not in request.META:
         return None
     value = request.META[IDEMPOTENCY_HEADER]
@@ -46,7 +46,7 @@ def track_result_json(result: ingest.TrackResult) -> dict:
 
 
 class PublicEndpointMixin(PlunkAPIMixin):
-    """``/v1/*`` is called from browsers with the public key (spec §3.9): any origin may call it,
+    """``/v1/*`` is called from browsers with the public key: any origin may call it,
     a CORS preflight needs no key, and a body over ``max_body_setting`` bytes is refused (413)."""
 
     authentication_classes = [TrackKeyAuthentication]
@@ -202,10 +202,10 @@ def alias_delete_schema(operation_id: str, name: str) -> dict:
 
 
 class EventViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
-    """The ``/events`` family; every route takes the secret key (spec §4).
+    """The ``/events`` family; every route takes the secret key.
 
     Routes are declared by hand in ``api/urls.py`` so names with dots, slashes or words such as
-    ``names`` still reach ``destroy`` (spec §4.8).
+    ``names`` still reach ``destroy`` (see :mod:`.urls`).
     """
 
     # The FilterSets validate the filters; the event service runs the keyset query with them.
@@ -284,8 +284,8 @@ class EventViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="getEventUsage",
         description="For the name `contact`, `/events/contact/usage` is "
-        "`GET /events/contact/{contactId}` with the contact id `usage` (Plunk's route order, "
-        "spec §4.8), so the usage of an event named `contact` cannot be read here.",
+        "`GET /events/contact/{contactId}` with the contact id `usage` (Plunk's route "
+        "order), so the usage of an event named `contact` cannot be read here.",
         responses={200: schema.EventUsageResponse, **schema.ERRORS_401},
         tags=["Events"],
     )
@@ -303,7 +303,7 @@ class EventViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
         deleted = deletion.delete_events_by_name(self.project, eventName)
         return Response({"deletedCount": deleted}, status=status.HTTP_200_OK)
 
-    # DELETE on the four GET routes below is a delete by name (spec §4.8): event names may be
+    # DELETE on the four GET routes below is a delete by name (see :mod:`.urls`): event names may be
     # "names", "stats", "contact/<x>" or "<x>/usage", and ``DELETE /events/<name>`` with such a
     # name reaches these paths. The routes accept DELETE, so their ``Allow`` header lists it;
     # rather than hide it (an Allow header the schema contradicts), each path documents it as
