@@ -22,6 +22,8 @@ POSITIVE_INTEGERS = (
     "IDEMPOTENCY_KEY_TTL_HOURS",
     "ROLLUP_LAG_SECONDS",
     "ADMIN_STATS_BUDGET_MS",
+    "TICK_SECONDS",
+    "ROLLUP_SECONDS",
 )
 REQUIRED_APPS = ("rest_framework", "django_filters")
 SETTINGS_HINT = 'See "Settings" in the README of plunk-events.'

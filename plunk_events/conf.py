@@ -28,6 +28,14 @@ DEFAULTS: dict[str, Any] = {
     # Events older than this many seconds are folded into the rollups behind names and stats;
     # keep it well above the longest track transaction (statement_timeout).
     "ROLLUP_LAG_SECONDS": 60,
+    # Periodic work (plunk_events.tasks, README "Background work"): how often the tick looks
+    # for due jobs, on the task worker (a backend that can defer tasks) or from ``manage.py
+    # plunk_tick`` (cron). A chain whose pending tick is three ticks (at least 30 s) overdue
+    # counts as lost and is restarted.
+    "TICK_SECONDS": 60,
+    # How often the periodic tick folds every project's rollups and purges expired
+    # idempotency keys (what ``manage.py plunk_rollup`` does); at most once a tick.
+    "ROLLUP_SECONDS": 60,
     # How long an Idempotency-Key stays claimed.
     "IDEMPOTENCY_KEY_TTL_HOURS": 24,
     # How long a worker remembers which project an API key belongs to (0: look it up on

@@ -379,3 +379,22 @@ class WorkflowStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type}: {self.name}"
+
+
+class PeriodicSchedule(models.Model):
+    """When each periodic job is due next, and the tick chain's token (:mod:`plunk_events.tasks`).
+
+    Not a tenant table: one row per job (``job:<name>``) plus the row ``tick``. Rows change
+    only by compare-and-swap updates, so concurrent ticks and ``plunk_tick`` runs agree on who
+    runs a job and on which pending tick is the chain's.
+    """
+
+    name = models.CharField(primary_key=True, max_length=64)
+    next_run_at = models.DateTimeField()
+    #: The tick row: the token the chain's pending tick carries; a tick with any other token
+    #: is stale and does nothing.
+    token = models.CharField(max_length=32, blank=True, default="")
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: next {self.next_run_at:%Y-%m-%d %H:%M:%S}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import dj_database_url
 
@@ -69,3 +70,27 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 PLUNK_EVENTS: dict = {}
+
+# Task backend (README "Background work"); the engine tests run against each one with a real
+# worker (tests/engine). immediate: inline, no worker (the default); db: django-tasks-db in the
+# test database (SQLite: a file, so the worker process sees it); rq: django-tasks-rq on Redis,
+# database 14 (PLUNK_TEST_RQ_URL), apart from the rate limit tests' 15.
+TASKS_BACKEND = os.environ.get("PLUNK_TASKS_BACKEND", "immediate")
+INSTALLED_APPS.insert(0, "django_tasks")
+if TASKS_BACKEND == "immediate":
+    TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+elif TASKS_BACKEND == "db":
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+elif TASKS_BACKEND == "rq":
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    RQ_QUEUES = {
+        "default": {"URL": os.environ.get("PLUNK_TEST_RQ_URL", "redis://127.0.0.1:6379/14")}
+    }
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+else:
+    raise ValueError(f"PLUNK_TASKS_BACKEND must be immediate, db or rq, not {TASKS_BACKEND!r}")
+if TASKS_BACKEND != "immediate" and DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"]["NAME"] = DATABASES["default"]["TEST"]["NAME"] or (
+        os.path.join(tempfile.gettempdir(), f"plunk-tests-{os.getpid()}.sqlite3")
+    )
