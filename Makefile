@@ -4,15 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 PORT ?= 8000
+ENGINE_BACKENDS ?= immediate db rq
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test test-postgres test-pg lint format migrations-check schema bench clean
+.PHONY: help install demo test test-postgres test-pg test-engine lint format migrations-check schema bench clean
 
 help:  ## list the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## /{gsub(/\$$\$$/, "$$", $$2); printf "  %-17s %s\n", $$1, $$2}' $(firstword $(MAKEFILE_LIST))
 	@echo
 	@echo "Variables: PORT=$(PORT) (demo, e.g. make demo PORT=8001)"
 	@echo "           PG_URL=$(PG_URL) (test-postgres, bench; DATABASE_URL wins)"
+	@echo "           ENGINE_BACKENDS=$(ENGINE_BACKENDS) (test-engine)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +26,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the app with its dev tools
 
-demo: $(STAMP)  ## migrate SQLite, load demo data, print login and a new secret key, serve on :$$PORT
+demo: $(STAMP)  ## migrate SQLite, load demo data, print login and a new secret key, serve on :$$PORT with a task worker
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py plunk_demo --port $(PORT)
-	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	$(BIN)/python -m example_project.serve runserver 127.0.0.1:$(PORT)
 
 test: $(STAMP)  ## the whole suite on SQLite
 	$(BIN)/pytest
@@ -36,6 +38,12 @@ test-postgres: $(STAMP)  ## the whole suite on PostgreSQL ($$DATABASE_URL, else 
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/pytest
 
 test-pg: test-postgres  ## same as test-postgres
+
+test-engine: $(STAMP)  ## the engine tests with each task backend of $$ENGINE_BACKENDS (db and rq: real workers; rq: Redis)
+	@for backend in $(ENGINE_BACKENDS); do \
+	  echo "Engine tests, PLUNK_TASKS_BACKEND=$$backend"; \
+	  PLUNK_TASKS_BACKEND=$$backend $(BIN)/pytest -q -m engine || exit 1; \
+	done
 
 lint: $(STAMP)  ## ruff check + format check
 	$(BIN)/ruff check .

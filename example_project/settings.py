@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "plunk_events",
     "example_project.demo",
+    "django_tasks",  # the Tasks API backport (django.tasks from Django 6): its checks
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -121,5 +123,10 @@ SPECTACULAR_SETTINGS = {
 #         "LOCATION": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
 #     }
 # }
+
+# Background work (README "Background work"): a task queue in this site's database, run by
+# `manage.py db_worker` (`make demo` starts it beside the web server). Without TASKS, tasks
+# would run inline and periodic jobs would need `manage.py plunk_tick` from cron.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 PLUNK_EVENTS: dict = {}
