@@ -83,10 +83,12 @@ def enqueue_on_commit(task_, *args: Any, using: str | None = None, **kwargs: Any
 
     ``using`` defaults to the app's write database. If the transaction rolls back nothing is
     enqueued; outside a transaction the task is enqueued at once. So a worker never runs a task
-    before the rows it was enqueued for are visible, nor for rows that never existed.
+    before the rows it was enqueued for are visible, nor for rows that never existed. An
+    enqueue that fails (the queue is unreachable) is logged as an error and does not raise
+    into the caller, whose write has committed: the periodic jobs catch up on lost work.
     """
     alias = using or db_for_write()
-    transaction.on_commit(lambda: task_.enqueue(*args, **kwargs), using=alias)
+    transaction.on_commit(lambda: task_.enqueue(*args, **kwargs), using=alias, robust=True)
 
 
 def _tick_interval() -> timedelta:

@@ -261,3 +261,24 @@ def test_intervals_must_be_positive_integers(settings, key):
 
     settings.PLUNK_EVENTS = {key: 0}
     assert [problem.id for problem in check_settings()] == ["plunk_events.E002"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_enqueue_that_fails_after_the_commit_is_logged_and_the_write_stands(settings, caplog):
+    from django.db import transaction
+
+    from plunk_events.models import Project
+    from plunk_events.services.projects import create_project
+    from plunk_events.tasks import enqueue_on_commit
+
+    # RQ with nothing listening at its Redis address: the enqueue fails, after the commit.
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:1/0"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    with transaction.atomic():
+        project = create_project("Written")
+        enqueue_on_commit(tick, "token")
+
+    assert Project.objects.filter(pk=project.pk).exists()
+    (record,) = [r for r in caplog.records if "in on_commit()" in r.getMessage()]
+    assert record.levelname == "ERROR"
+    assert "ConnectionError" in record.exc_info[0].__name__
