@@ -77,6 +77,13 @@ class SegmentForm(forms.ModelForm):
                         else f"{error['field']}: {message}",
                     )
         project = cleaned.get("project") or getattr(self.instance, "project", None)
+        if project is not None and not self.errors and segment_type == Segment.Type.DYNAMIC:
+            segment_id = None if self.instance._state.adding else self.instance.pk
+            try:  # segment.<id> references, checked as the API checks them
+                automation.check_segment_references(project, condition, segment_id=segment_id)
+            except ValidationFailed as exc:
+                for error in exc.errors:
+                    self.add_error("condition", f"{error['field']}: {error['message']}")
         if project is not None and not self.errors:
             names = (
                 references.condition_event_names(condition)

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 
 from ..models import Project, Segment, Workflow, WorkflowStep
-from . import deletion, references
+from . import deletion, references, segment_query
 from .conditions import validate_condition
 from .db import db_for_write, project_object_or_404
 from .errors import FieldErrorList, ValidationFailed
@@ -95,6 +95,25 @@ def segment_condition(segment_type: str, condition: Any) -> dict | None:
     return condition
 
 
+def check_segment_references(
+    project: Project, condition: dict | None, *, segment_id: Any = None, using: str | None = None
+) -> None:
+    """422 unless every ``segment.<id>`` of ``condition`` is another segment of ``project`` that
+    does not lead back to this one (``segment_id``) or into a cycle."""
+    errors = segment_query.reference_errors(project, condition, segment_id=segment_id, using=using)
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def live_member_count(project: Project, condition: dict, *, segment_id: Any = None) -> int:
+    """The contacts a DYNAMIC condition matches now (``memberCount`` on create and update).
+
+    Counted before the write's transaction, which then holds no lock for the count's time.
+    """
+    check_segment_references(project, condition, segment_id=segment_id)
+    return segment_query.contacts_matching(project, condition).count()
+
+
 @_finishing_abandoned_deletions
 def create_segment(
     project: Project,
@@ -106,9 +125,11 @@ def create_segment(
     track_membership: bool = False,
 ) -> Segment:
     condition = segment_condition(type, condition)
+    member_count = 0 if condition is None else live_member_count(project, condition)
     alias = db_for_write()
     with transaction.atomic(using=alias):
         references.guard_new_references(project, references.condition_event_names(condition))
+        check_segment_references(project, condition, using=alias)  # again, under the lock
         return Segment.objects.using(alias).create(
             project=project,
             name=name,
@@ -116,6 +137,7 @@ def create_segment(
             type=type,
             condition=condition,
             track_membership=track_membership,
+            member_count=member_count,
         )
 
 
@@ -129,6 +151,7 @@ def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment
     unknown = set(changes) - set(SEGMENT_FIELDS)
     if unknown:
         raise TypeError(f"unknown segment fields: {sorted(unknown)}")
+    counted = _recount(project, segment_id, changes)
     alias = db_for_write()
     with transaction.atomic(using=alias):
         references.lock_project(project)
@@ -137,11 +160,28 @@ def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment
             setattr(segment, key, value)
         if "condition" in changes or "type" in changes:
             segment.condition = segment_condition(segment.type, segment.condition)
+            check_segment_references(project, segment.condition, segment_id=segment.pk, using=alias)
+            if counted is not None and counted[0] == segment.condition:
+                segment.member_count = counted[1]
         references.guard_new_references(
             project, references.condition_event_names(segment.condition)
         )
         segment.save(using=alias)
     return segment
+
+
+def _recount(project: Project, segment_id: Any, changes: dict) -> tuple[dict, int] | None:
+    """``(condition, live count)`` when ``changes`` give a DYNAMIC segment a condition (raising
+    the 404 or 422 the write would), else None."""
+    if "condition" not in changes and "type" not in changes:
+        return None
+    segment = get_segment(project, segment_id)
+    condition = segment_condition(
+        changes.get("type", segment.type), changes.get("condition", segment.condition)
+    )
+    if condition is None:
+        return None
+    return condition, live_member_count(project, condition, segment_id=segment.pk)
 
 
 def delete_segment(project: Project, segment_id: Any) -> None:

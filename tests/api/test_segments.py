@@ -265,10 +265,13 @@ def test_filter_errors_name_the_offending_path(sk, flt, errors):
         {"field": "event.buy", "operator": "triggeredOlderThan", "value": 30, "unit": "days"},
         {"field": "email.opened", "operator": "triggeredWithin", "value": 14, "unit": "days"},
         {"field": "email.click", "operator": "notTriggered"},
-        {"field": f"segment.{uuid.uuid4()}", "operator": "notMemberOfSegment"},
+        {"field": "segment.<id>", "operator": "notMemberOfSegment"},
     ],
 )
 def test_every_namespace_and_operator_family_is_accepted(sk, flt):
+    if flt["field"] == "segment.<id>":  # a reference must name a segment of the project
+        target = create(sk, name="target", type="STATIC").json()
+        flt = {**flt, "field": f"segment.{target['id']}"}
     response = create(sk, name="ok", condition=cond(flt))
     assert response.status_code == 201, response.content
     assert response.json()["condition"] == cond(flt)
