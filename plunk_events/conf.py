@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     # How often the periodic tick folds every project's rollups and purges expired
     # idempotency keys (what ``manage.py plunk_rollup`` does); at most once a tick.
     "ROLLUP_SECONDS": 60,
+    # How often the periodic tick recomputes every tracked segment (time windows that expire
+    # without any event) and refreshes the cached counts of the others (README "Segments").
+    "SEGMENT_RECOMPUTE_SECONDS": 300,
     # How long an Idempotency-Key stays claimed.
     "IDEMPOTENCY_KEY_TTL_HOURS": 24,
     # How long a worker remembers which project an API key belongs to (0: look it up on

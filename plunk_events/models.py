@@ -398,3 +398,43 @@ class PeriodicSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: next {self.next_run_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SegmentMembership(models.Model):
+    """A contact's membership of a STATIC or tracked DYNAMIC segment (:mod:`.services.segments`).
+
+    One row per (segment, contact), ever: an exit sets ``exited_at`` (soft), a re-entry clears
+    it and moves ``entered_at``. Rows change only by conditional statements (insert on no
+    conflict or reactivate where exited; exit where not exited) whose returned rows decide who
+    records the entry or exit event, so concurrent recomputes record each one exactly once.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="segment_memberships", db_index=False
+    )
+    entered_at = models.DateTimeField(default=timezone.now)
+    #: None while the contact is a member.
+    exited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "segment", "contact"], name="plunk_membership_unique"
+            )
+        ]
+        indexes = [
+            # a contact's segments (re-evaluation, contact delete)
+            models.Index(fields=["project", "contact"], name="plunk_membership_p_contact"),
+            # GET /segments/<id>/contacts of a STATIC segment: newest entries first
+            models.Index(
+                fields=["project", "segment", "-entered_at"], name="plunk_membership_p_entered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} in {self.segment_id}"

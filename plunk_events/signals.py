@@ -10,3 +10,11 @@ event_tracked = Signal()
 
 #: An existing contact's subscription flipped. kwargs: ``contact`` (Contact), ``subscribed`` (bool).
 contact_subscription_changed = Signal()
+
+#: A contact entered a tracked DYNAMIC segment; sent after the commit, once per
+#: entry. kwargs: ``segment`` (Segment), ``contact`` (Contact), ``event`` (the
+#: ``segment.<slug>.entry`` Event).
+segment_entered = Signal()
+
+#: A contact left a tracked DYNAMIC segment; as :data:`segment_entered` with the ``.exit`` event.
+segment_exited = Signal()

@@ -64,6 +64,9 @@ class PeriodicJob:
 #: The periodic jobs; later work adds an entry (and its interval setting in conf.py).
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("rollups", "ROLLUP_SECONDS", "plunk_events.services.housekeeping.fold_rollups"),
+    PeriodicJob(
+        "segments", "SEGMENT_RECOMPUTE_SECONDS", "plunk_events.services.segments.recompute_all"
+    ),
 ]
 
 
@@ -222,3 +225,25 @@ def tick(token: str) -> dict[str, Any]:
     else:
         new_token = None
     return {"next": new_token, "ran": run_due_jobs(now=now)}
+
+
+@task
+def reevaluate_segments(project_id: str, contact_ids: list[str], depth: int = 0) -> dict[str, int]:
+    """Re-evaluate contacts a committed write touched against the project's tracked segments
+    (:func:`plunk_events.services.segments.reevaluate_task`)."""
+    from .services import segments
+
+    return segments.reevaluate_task(project_id, contact_ids, depth)
+
+
+@task
+def compute_segment(segment_id: str) -> dict[str, int] | None:
+    """Compute a tracked segment after its create or update committed (None if it is gone or
+    no longer tracked)."""
+    from .models import Segment
+    from .services import segments
+
+    segment = Segment.objects.using(db_for_write()).filter(pk=segment_id).first()
+    if segment is None or not (segment.track_membership or segment.type == Segment.Type.STATIC):
+        return None
+    return segments.compute(segment)

@@ -21,6 +21,7 @@ from . import deletion, references, segment_query
 from .conditions import validate_condition
 from .db import db_for_write, project_object_or_404
 from .errors import FieldErrorList, ValidationFailed
+from .reevaluation import segment_written
 from .validation import MISSING, check_event_name, enum_message, type_error
 
 #: Longest WAIT_FOR_EVENT timeout and DELAY, in seconds (one year / 365 days, as Plunk).
@@ -130,7 +131,7 @@ def create_segment(
     with transaction.atomic(using=alias):
         references.guard_new_references(project, references.condition_event_names(condition))
         check_segment_references(project, condition, using=alias)  # again, under the lock
-        return Segment.objects.using(alias).create(
+        segment = Segment.objects.using(alias).create(
             project=project,
             name=name,
             description=description,
@@ -139,6 +140,8 @@ def create_segment(
             track_membership=track_membership,
             member_count=member_count,
         )
+        segment_written(segment, using=alias)  # computes a tracked segment after the commit
+        return segment
 
 
 SEGMENT_FIELDS = ("name", "description", "type", "condition", "track_membership")
@@ -167,6 +170,7 @@ def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment
             project, references.condition_event_names(segment.condition)
         )
         segment.save(using=alias)
+        segment_written(segment, using=alias)
     return segment
 
 

@@ -45,6 +45,7 @@ from django.utils import timezone
 from ..models import Contact, Event, Project, Segment
 from . import conditions
 from .errors import ValidationFailed
+from .membership import stored_members_q, stores_membership
 
 #: ``email.<activity>`` → the system event recorded for it.
 EMAIL_ACTIVITY_EVENTS = {
@@ -73,13 +74,11 @@ MembershipLookup = Callable[[Segment], "Q | None"]
 def stored_membership(segment: Segment) -> Q | None:
     """The default :data:`MembershipLookup`, the hook of the membership table.
 
-    There is no membership table yet: a STATIC segment has no members, and a DYNAMIC one,
-    tracked or not, is evaluated inline from its condition. Once memberships are stored, a
-    STATIC or tracked target returns ``Q(Exists(<its active membership rows>
-    .filter(contact=OuterRef("pk"))))`` here, and only untracked DYNAMIC targets return None.
+    A STATIC or tracked DYNAMIC target reads its active membership rows
+    (:mod:`.membership`); an untracked DYNAMIC one returns None: its condition is inlined.
     """
-    if segment.type == Segment.Type.STATIC:
-        return NOBODY
+    if stores_membership(segment):
+        return stored_members_q(segment)
     return None
 
 

@@ -1,0 +1,93 @@
+"""The write paths' hook into the segment engine (:mod:`.segments`).
+
+Every contact write (track, batch, the contacts API) calls :func:`contacts_changed` with the
+contacts it touched. Nothing is added to the write's transaction but an on-commit callback that
+enqueues ONE ``tasks.reevaluate_segments`` task for them, and only if the project has tracked
+segments. The track routes learn that with the API key lookup they do anyway
+(:data:`TRACKED_FLAG` is annotated on the project, which the key cache then holds for
+``API_KEY_CACHE_SECONDS``), so a track sends no extra statement; other callers ask the
+database at most once a second per project and process (:func:`has_tracked_segments`). A
+segment write in this process forgets both answers at once; other processes see it within the
+key cache's TTL, and the periodic recompute catches what they miss meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Exists, OuterRef
+
+from ..models import Segment
+
+#: Seconds a process remembers whether a project has tracked segments.
+TRACKED_CACHE_SECONDS = 1.0
+_tracked_cache: dict[str, tuple[float, bool]] = {}
+
+
+#: Attribute of a Project carrying :data:`TRACKED_FLAG` (set by the track key lookup).
+TRACKED_ATTR = "has_tracked_segments"
+
+
+def tracked_segments(project_id: Any, using: str | None = None):
+    """The project's tracked DYNAMIC segments."""
+    return Segment.objects.using(using).filter(
+        project_id=project_id, type=Segment.Type.DYNAMIC, track_membership=True
+    )
+
+
+#: Annotate a Project queryset with ``**{TRACKED_ATTR: TRACKED_FLAG}``.
+TRACKED_FLAG = Exists(
+    Segment.objects.filter(project=OuterRef("pk"), type=Segment.Type.DYNAMIC, track_membership=True)
+)
+
+
+def has_tracked_segments(project_id: Any, using: str | None = None) -> bool:
+    """Whether the project has tracked DYNAMIC segments; remembered for a second per process,
+    and forgotten at once when this process writes a segment (:func:`segment_written`)."""
+    key = str(project_id)
+    cached = _tracked_cache.get(key)
+    clock = time.monotonic()
+    if cached is not None and cached[0] > clock:
+        return cached[1]
+    answer = tracked_segments(project_id, using).exists()
+    _tracked_cache[key] = (clock + TRACKED_CACHE_SECONDS, answer)
+    return answer
+
+
+def enqueue_reevaluation(
+    project_id: Any, contact_ids: Iterable[Any], *, depth: int = 0, using: str | None = None
+) -> None:
+    """Enqueue one ``reevaluate_segments`` task for these contacts once the transaction commits."""
+    from .. import tasks
+
+    ids = [str(i) for i in dict.fromkeys(contact_ids)]
+    kwargs = {"depth": depth} if depth else {}
+    tasks.enqueue_on_commit(tasks.reevaluate_segments, str(project_id), ids, using=using, **kwargs)
+
+
+def contacts_changed(project, contact_ids: Iterable[Any], *, using: str | None = None) -> None:
+    """A write changed (or deleted) these contacts of ``project``: re-evaluate them after the
+    commit, in a task, if the project has tracked segments."""
+    ids = list(contact_ids)
+    if not ids:
+        return
+    tracked = getattr(project, TRACKED_ATTR, None)
+    if tracked is None:
+        tracked = has_tracked_segments(project.pk, using)
+    if tracked:
+        enqueue_reevaluation(project.pk, ids, using=using)
+
+
+def segment_written(segment: Segment, *, using: str | None = None) -> None:
+    """Segment create and update call this: forget the cached answer of
+    :func:`has_tracked_segments`, and compute a tracked segment once the write commits."""
+    from .projects import key_cache
+
+    _tracked_cache.pop(str(segment.project_id), None)
+    key_cache.clear()  # the projects it holds carry the old TRACKED_ATTR
+    if segment.type == Segment.Type.DYNAMIC and segment.track_membership:
+        from .. import tasks
+
+        tasks.enqueue_on_commit(tasks.compute_segment, str(segment.pk), using=using)
