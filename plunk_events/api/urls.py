@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.urls import re_path
 
 from .resources import ContactViewSet, SegmentViewSet, WorkflowViewSet
+from .segment_members import SegmentMembersViewSet
 from .views import EventViewSet, TrackBatchView, TrackView, UnknownRouteView
 
 events_names = EventViewSet.as_view({"get": "names", "delete": "destroy_names"})
@@ -28,6 +29,10 @@ segments_list = SegmentViewSet.as_view({"get": "list", "post": "create"})
 segments_detail = SegmentViewSet.as_view(
     {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
 )
+segment_contacts = SegmentMembersViewSet.as_view({"get": "contacts"})
+segment_members = SegmentMembersViewSet.as_view({"post": "add", "delete": "remove"})
+segment_compute = SegmentMembersViewSet.as_view({"post": "compute"})
+segment_refresh = SegmentMembersViewSet.as_view({"post": "refresh"})
 workflows_list = WorkflowViewSet.as_view({"get": "list_workflows", "post": "create"})
 workflows_detail = WorkflowViewSet.as_view(
     {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
@@ -48,6 +53,10 @@ urlpatterns = [
     re_path(r"^contacts/(?P<pk>[^/]+)$", contacts_detail, name="contact-detail"),
     re_path(r"^segments$", segments_list, name="segments"),
     re_path(r"^segments/(?P<pk>[^/]+)$", segments_detail, name="segment-detail"),
+    re_path(r"^segments/(?P<pk>[^/]+)/contacts$", segment_contacts, name="segment-contacts"),
+    re_path(r"^segments/(?P<pk>[^/]+)/members$", segment_members, name="segment-members"),
+    re_path(r"^segments/(?P<pk>[^/]+)/compute$", segment_compute, name="segment-compute"),
+    re_path(r"^segments/(?P<pk>[^/]+)/refresh$", segment_refresh, name="segment-refresh"),
     re_path(r"^workflows$", workflows_list, name="workflows"),
     re_path(r"^workflows/(?P<pk>[^/]+)$", workflows_detail, name="workflow-detail"),
 ]
