@@ -20,6 +20,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from ..conf import conf
 from ..models import Project, hash_key
 from ..services.projects import key_cache
+from ..services.reevaluation import TRACKED_ATTR, TRACKED_FLAG
 
 BEARER_FORMAT = (
     'Authorization header must use Bearer token format: "Authorization: Bearer YOUR_API_KEY"'
@@ -138,7 +139,8 @@ class TrackKeyAuthentication(_ProjectKeyAuthentication):
             match = Q(public_key=key)
         else:
             match = Q(public_key=key) | Q(secret_key_hash=digest)
-        project = _one(Project.objects.filter(match))
+        # The track's hook into the segment engine reads this flag: no statement of its own.
+        project = _one(Project.objects.filter(match).annotate(**{TRACKED_ATTR: TRACKED_FLAG}))
         if project is None:
             return None
         if constant_time_compare(project.public_key, key) or (

@@ -26,6 +26,7 @@ from .contact_data import merge_contact_data
 from .db import db_for_write, prep_values, project_object_or_404
 from .errors import Conflict, NotFound
 from .events import insert_events
+from .reevaluation import contacts_changed
 from .references import lock_project
 from .rollups import add_to_rollup, rollup_rows
 from .validation import TrackInput
@@ -246,6 +247,7 @@ def upsert_contact(
         events = [subscription_event(contact, now)] if contact.subscription_changed else []
         save_contacts_and_events(alias, [contact], events)
         send_signals_on_commit(alias, [contact], [])
+        contacts_changed(project, [contact.id], using=alias)
     return contact
 
 
@@ -298,6 +300,7 @@ def update_contact(
         if state.subscription_changed:
             Event.objects.using(alias).bulk_create([subscription_event(state, now)])
         send_signals_on_commit(alias, [state], [])
+        contacts_changed(project, [contact.id], using=alias)
     return contact
 
 
@@ -315,6 +318,7 @@ def delete_contact(project: Project, contact_id: uuid.UUID) -> None:
             add_to_rollup(alias, project, [{**row, "n": -row["n"]} for row in rolled])
         events.delete()
         contact.delete(using=alias)
+        contacts_changed(project, [contact_id], using=alias)  # recounts its segments
 
 
 def get_contact(project: Project, contact_id: Any, *, using: str | None = None) -> Contact:

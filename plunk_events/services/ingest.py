@@ -31,6 +31,7 @@ from .contacts import (
 )
 from .db import db_for_write, prep_values
 from .errors import IdempotencyKeyReused
+from .reevaluation import contacts_changed
 from .validation import TrackInput
 
 
@@ -226,6 +227,7 @@ def track(
     if uses_one_statement(connection, idempotency_key):
         result, contact, event = _track_in_one_statement(alias, project, item)
         send_signals_on_commit(alias, [contact], [event])
+        contacts_changed(project, [contact.id], using=alias)
         return result
     now = timezone.now()
     with transaction.atomic(using=alias):
@@ -242,6 +244,7 @@ def track(
         events.append(event)
         save_contacts_and_events(alias, [contact], events)
         send_signals_on_commit(alias, [contact], [event])
+        contacts_changed(project, [contact.id], using=alias)
     return TrackResult(contact.id, event.id, now, contact.created)
 
 
@@ -304,6 +307,7 @@ def track_many(
         # Every flip signals once, in request order; the final states resolve event contacts.
         states = [flips[i] for i in sorted(flips)] + list(contacts.values())
         send_signals_on_commit(alias, list({id(s): s for s in states}.values()), tracked_events)
+        contacts_changed(project, [c.id for c in contacts.values()], using=alias)
     return results
 
 
