@@ -94,6 +94,10 @@ def test_demo_loads_the_data_set_once_and_prints_login_and_keys(client_for):
     assert (Project.objects.count(), Contact.objects.count(), Event.objects.count()) == counts
     assert Segment.objects.filter(project=project).count() == 1
     assert Workflow.objects.filter(project=project).count() == 1
+    # "Recent purchasers" is tracked and computed: its count is its stored members.
+    segment = Segment.objects.get(project=project)
+    assert segment.track_membership and segment.member_count > 0
+    assert segment.member_count == segment.memberships.filter(exited_at=None).count()
     for output in (first, second):
         assert printed(output, "Public key") == project.public_key
         assert SECRET_KEY.match(printed(output, "Secret key"))

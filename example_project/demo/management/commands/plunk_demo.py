@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from plunk_events.models import Event, Project, Segment, Workflow
-from plunk_events.services import automation, importer
+from plunk_events.services import automation, importer, segments
 from plunk_events.services.projects import create_project, regenerate_keys
 
 PROJECT_NAME = "Demo"
@@ -44,6 +44,8 @@ SUBJECTS = ["Welcome to Acme", "Your weekly digest", "Tips to get started", "Wha
 SEGMENT = {
     "name": "Recent purchasers",
     "description": "Contacts who purchased in the last 30 days",
+    # Tracked: members are stored, with segment.recent-purchasers.entry/.exit events.
+    "track_membership": True,
     "condition": {
         "logic": "AND",
         "groups": [
@@ -193,8 +195,13 @@ class Command(BaseCommand):
         return create_project(PROJECT_NAME), True
 
     def ensure_segment(self, project: Project) -> None:
-        if not Segment.objects.filter(project=project, name=SEGMENT["name"]).exists():
-            automation.create_segment(project, type=Segment.Type.DYNAMIC, **SEGMENT)
+        """The tracked "Recent purchasers" segment, computed now so its member count is real."""
+        segment = Segment.objects.filter(project=project, name=SEGMENT["name"]).first()
+        if segment is None:
+            segment = automation.create_segment(project, type=Segment.Type.DYNAMIC, **SEGMENT)
+        elif not segment.track_membership:
+            segment = automation.update_segment(project, segment.pk, track_membership=True)
+        segments.compute(segment)
 
     def ensure_workflow(self, project: Project) -> None:
         if not Workflow.objects.filter(project=project, name=WORKFLOW["name"]).exists():
