@@ -4,14 +4,12 @@ none). tests/engine runs the same with real workers."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connections
 from django.utils import timezone
 
 from plunk_events import tasks
@@ -24,6 +22,7 @@ from plunk_events.tasks import (
     run_due_jobs,
     tick,
 )
+from tests.concurrency import run_at_once
 
 DUMMY = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
 
@@ -135,21 +134,7 @@ def test_plunk_tick_runs_the_due_jobs_inline(project):
 @pytest.mark.requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_runs_claim_a_job_once():
-    barrier = threading.Barrier(6)
-    ran = []
-
-    def run():
-        try:
-            barrier.wait()
-            ran.append(run_due_jobs())
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ran = run_at_once(run_due_jobs, 6)
     # Each job ran in exactly one of the threads (not always the same thread for all jobs).
     assert sorted(name for r in ran for name in r) == sorted(j.name for j in tasks.PERIODIC_JOBS)
 
@@ -232,21 +217,7 @@ def test_concurrent_ensure_ticking_starts_one_chain(deferring, lost):
         PeriodicSchedule.objects.create(
             name="tick", token="old", next_run_at=timezone.now() - timedelta(hours=1)
         )
-    barrier = threading.Barrier(8)
-    tokens = []
-
-    def call():
-        try:
-            barrier.wait()
-            tokens.append(ensure_ticking())
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=call) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    tokens = run_at_once(ensure_ticking, 8)
     started = [t for t in tokens if t]
     assert len(tokens) == 8 and len(started) == 1
     assert [r.args for r in ticks(deferring)] == [started]

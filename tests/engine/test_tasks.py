@@ -8,16 +8,16 @@ engine`` and ``PLUNK_TASKS_BACKEND=rq pytest -m engine`` (Redis on 127.0.0.1:637
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from plunk_events.models import Contact, Event, EventDailyCount, PeriodicSchedule, Project
 from plunk_events.services.projects import create_project
 from plunk_events.tasks import enqueue_on_commit, ensure_ticking
+from tests.concurrency import run_at_once
 
 from .conftest import chain_token, drop_pending_ticks, finished_ticks, pending_ticks
 from .tasks import record
@@ -119,19 +119,7 @@ def test_a_lost_pending_tick_is_restarted_exactly_once(chain_worker, settings):
     before = len(finished_ticks())
 
     # Eight callers at once (cron, migrate, stale ticks ...): one chain.
-    tokens = []
-
-    def call():
-        try:
-            tokens.append(ensure_ticking())
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=call) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    tokens = run_at_once(ensure_ticking, 8)
     started = [token for token in tokens if token]
     assert len(started) == 1
     assert pending_ticks() == started == [chain_token()]

@@ -23,6 +23,7 @@ from plunk_events.api.formatting import iso_timestamp
 from plunk_events.models import Contact, Event, EventDeletion
 from plunk_events.services import automation, deletion, rollups
 from plunk_events.services.errors import Conflict
+from tests.concurrency import run_at_once
 from tests.deletion_jobs import killed_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,21 +270,7 @@ def test_concurrent_resumers_delete_exactly_once_and_count_exactly(project):
 def test_two_resumers_of_one_job_claim_it_once(project):
     add_events(project, "old", 1000)
     job = killed_job(project, "old", batches=1)
-    start = threading.Barrier(2)
-    results = []
-
-    def resume():
-        try:
-            start.wait()
-            results.append(deletion.resume_deletion(job))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=resume) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_at_once(lambda: deletion.resume_deletion(job), 2)
     claimed = [r for r in results if r is not None]
     assert len(claimed) == 1 and claimed[0].deleted_count == 1000
     job.refresh_from_db()
@@ -305,6 +292,7 @@ override_settings(PLUNK_EVENTS={
 from plunk_events.models import Project
 from plunk_events.services import deletion, rollups
 from tests.deletion_jobs import LONG_AGO, Killed, killed_job
+from tests.concurrency import run_at_once
 job = deletion.start_deletion(Project.objects.get(pk=sys.argv[1]), sys.argv[2])
 def progress(deleted):
     print(deleted, flush=True)

@@ -3,11 +3,10 @@ exactly once, counts, STATIC members, and the incremental path after committed w
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -17,6 +16,7 @@ from plunk_events.models import Contact, Event, Segment, SegmentMembership
 from plunk_events.services import automation, contacts, segments
 from plunk_events.services.errors import PlunkError, ValidationFailed
 from plunk_events.services.segment_query import contacts_matching
+from tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -272,25 +272,8 @@ def test_concurrent_computes_record_each_entry_and_exit_once(project):
     Contact.objects.bulk_create(
         Contact(project=project, email=f"c{i}@x.io", data={"plan": "pro"}) for i in range(300)
     )
-    barrier = threading.Barrier(4)
-    errors = []
-
-    def run():
-        try:
-            barrier.wait()
-            segments.compute(Segment.objects.get(pk=segment.pk))
-        except Exception as exc:  # pragma: no cover (reported below)
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
     for _round in range(2):
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors
+        run_at_once(lambda: segments.compute(Segment.objects.get(pk=segment.pk)), 4)
         assert Event.objects.filter(name="segment.recent-buyers.entry").count() == 300
         Contact.objects.filter(project=project, email__lt="c2").update(data={"plan": "free"})
     exits = Event.objects.filter(name="segment.recent-buyers.exit").count()
