@@ -267,6 +267,12 @@ class IdempotencyKey(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
+    #: With ``IDEMPOTENCY_REPLAY``: SHA-256 (hex) of the raw request body, which with the method
+    #: and path tells a retry from a different request, and the exact bytes and content type of
+    #: the first 2xx response, replayed to a retry. Empty when replay was off or the body too big.
+    request_sha256 = models.CharField(max_length=64, blank=True, default="")
+    response_body = models.BinaryField(null=True, blank=True)
+    response_content_type = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         constraints = [

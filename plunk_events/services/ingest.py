@@ -84,12 +84,15 @@ def _claim_idempotency_key(alias: str, project: Project, key: str, path: str, no
         status_code=200,
         created_at=now,
         expires_at=now + timedelta(hours=conf.IDEMPOTENCY_KEY_TTL_HOURS),
+        request_sha256="",
+        response_content_type="",
     )
     # Inserts a new claim or takes over an expired one; returns no row for a live claim.
     with connection.cursor() as cursor:
         cursor.execute(
-            f'INSERT INTO {table} (project_id, "key", method, path, status_code, created_at, expires_at)'
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            f'INSERT INTO {table} (project_id, "key", method, path, status_code, created_at,'
+            " expires_at, request_sha256, response_content_type)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             ' ON CONFLICT (project_id, "key") DO UPDATE SET method = EXCLUDED.method,'
             " path = EXCLUDED.path, status_code = EXCLUDED.status_code,"
             " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at"
