@@ -41,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "SEGMENT_RECOMPUTE_SECONDS": 300,
     # How long an Idempotency-Key stays claimed.
     "IDEMPOTENCY_KEY_TTL_HOURS": 24,
+    # A repeat of a request with the same Idempotency-Key, method, path and body gets the first
+    # 2xx response again, byte for byte (header Idempotent-Replayed: true), instead of Plunk's
+    # 409 IDEMPOTENCY_KEY_REUSED; a different request with the key still gets the 409.
+    "IDEMPOTENCY_REPLAY": False,
     # How long a worker remembers which project an API key belongs to (0: look it up on
     # every request). A regenerated key pair may keep working this long in other workers.
     "API_KEY_CACHE_SECONDS": 5,
