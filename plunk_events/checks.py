@@ -6,6 +6,8 @@ at once for callers that want every problem in one list.
 
 from __future__ import annotations
 
+import ipaddress
+
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -192,6 +194,32 @@ def check_rate_limit_cache(app_configs=None, **kwargs):
 
 
 @register(Tags.compatibility)
+def check_webhook_allow_private_networks(app_configs=None, **kwargs):
+    """A list of networks (``ipaddress.ip_network``, host bits allowed)."""
+    value = _plunk_settings().get("WEBHOOK_ALLOW_PRIVATE_NETWORKS", ())
+    if not isinstance(value, list | tuple):
+        problem = f"must be a list, not {type(value).__name__}"
+    else:
+        bad = []
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except (TypeError, ValueError):
+                bad.append(repr(entry))
+        if not bad:
+            return []
+        problem = f"has entries that are not networks: {', '.join(bad)}"
+    return [
+        Error(
+            f"PLUNK_EVENTS['WEBHOOK_ALLOW_PRIVATE_NETWORKS'] {problem}.",
+            hint='CIDR strings, e.g. ["10.1.2.0/24", "fd00::/8"]; the default, [], lets '
+            "webhooks reach public addresses only.",
+            id="plunk_events.E012",
+        )
+    ]
+
+
+@register(Tags.compatibility)
 def check_required_apps(app_configs=None, **kwargs):
     return [
         Error(
@@ -232,6 +260,7 @@ CHECKS = (
     check_read_database,
     check_rate_limits,
     check_rate_limit_cache,
+    check_webhook_allow_private_networks,
     check_required_apps,
     check_sqlite_transaction_mode,
 )

@@ -58,6 +58,11 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMITS": {"track": "1000/second", "api": "500/second", "auth_failures": "60/minute"},
     # Alias in CACHES holding the throttle state; share it (Redis) across workers and servers.
     "RATE_LIMIT_CACHE": "default",
+    # WEBHOOK steps refuse targets whose address is private, loopback, link-local, multicast,
+    # reserved or shared (100.64/10), IPv4-mapped and other embedded forms included (SSRF
+    # guard); addresses in these CIDR networks are let through, e.g. ["10.1.2.0/24"] for an
+    # internal receiver, ["127.0.0.1/32"] for a test server.
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": (),
     # PostgreSQL only: time budget in milliseconds of the admin statistics pages' unique and top
     # contacts queries (they read every event of the window); past it the page shows "not
     # computed" for them instead of waiting.

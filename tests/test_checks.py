@@ -31,6 +31,9 @@ def test_the_test_settings_are_clean():
         ({"TRACK_REQUIRE_PUBLIC_KEY": "no"}, ["plunk_events.E002"]),
         ({"READ_DATABASE": "nowhere"}, ["plunk_events.E003"]),
         ({"READ_DATABASE": "replica", "TRACK_MAX_BYTES": 2048}, []),
+        ({"WEBHOOK_ALLOW_PRIVATE_NETWORKS": ["127.0.0.1/32", "fd00::/8", "10.1.2.3/8"]}, []),
+        ({"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "10.0.0.0/8"}, ["plunk_events.E012"]),
+        ({"WEBHOOK_ALLOW_PRIVATE_NETWORKS": ["10.0.0.0/33", None]}, ["plunk_events.E012"]),
     ],
 )
 def test_settings_problems(value, expected):
@@ -66,6 +69,7 @@ BAD_SETTINGS = {
     "READ_DATABASE": "nowhere",
     "RATE_LIMITS": {"track": "lots"},
     "RATE_LIMIT_CACHE": "nowhere",
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": ["localhost"],
 }
 
 
@@ -78,6 +82,7 @@ def test_every_problem_has_a_hint():
         "plunk_events.E003",
         "plunk_events.E010",
         "plunk_events.E011",
+        "plunk_events.E012",
     ]
     with override_settings(PLUNK_EVENTS="not a dict"):
         problems += check_settings()
