@@ -7,7 +7,8 @@ new row or a reactivated one comes back; a row that is already active (entered b
 recompute) does not. An exit is ``UPDATE … SET exited_at WHERE exited_at IS NULL RETURNING
 contact_id``. The rows that come back, and only those, get their event, in the same
 transaction, so of two concurrent recomputes exactly one records each entry and each exit.
-Statements take chunks of at most :data:`CHUNK` contacts.
+Statements take chunks of at most :data:`CHUNK` contacts (:data:`PG_CHUNK` on PostgreSQL,
+where the membership write and the events are one statement).
 """
 
 from __future__ import annotations
@@ -108,36 +109,117 @@ def event_name(segment: Segment, kind: str) -> str:
     return f"segment.{segment.slug}.{kind}"
 
 
+def event_data(segment: Segment) -> dict[str, str]:
+    return {"segmentId": str(segment.pk), "segmentName": segment.name}
+
+
+def _event(segment: Segment, kind: str, contact_id: Any, now: datetime, event_id=None) -> Event:
+    return Event(
+        id=event_id or uuid7(),
+        project_id=segment.project_id,
+        contact_id=contact_id,
+        name=event_name(segment, kind),
+        data=event_data(segment),
+        created_at=now,
+    )
+
+
 def record(
     alias: str, segment: Segment, kind: str, contact_ids: list[uuid.UUID], now: datetime
 ) -> list[Event]:
     """Insert one ``segment.<slug>.<kind>`` event per contact (the caller's transaction)."""
-    data = {"segmentId": str(segment.pk), "segmentName": segment.name}
-    name = event_name(segment, kind)
-    events = [
-        Event(
-            id=uuid7(),
-            project_id=segment.project_id,
-            contact_id=contact_id,
-            name=name,
-            data=data,
-            created_at=now,
-        )
-        for contact_id in contact_ids
-    ]
+    events = [_event(segment, kind, contact_id, now) for contact_id in contact_ids]
     if events:
         insert_events(connections[alias], events)
     return events
+
+
+#: The membership write of an entry or exit and the insert of its events, as one statement
+#: (PostgreSQL): ``changed`` returns only the rows this statement entered or exited, and only
+#: those get an event. The event ids are made in Python (UUIDv7, like every event's), one per
+#: candidate contact, and joined to the changed rows.
+_ENTRY_SQL = """
+WITH changed AS (
+  INSERT INTO {membership} AS m (project_id, segment_id, contact_id, entered_at, exited_at)
+  SELECT c.project_id, %(segment)s, c.id, %(at)s, NULL FROM {contact} c
+  WHERE c.project_id = %(project)s AND c.id = ANY(%(contacts)s::uuid[])
+  ON CONFLICT (project_id, segment_id, contact_id) DO UPDATE
+  SET entered_at = excluded.entered_at, exited_at = NULL WHERE m.exited_at IS NOT NULL
+  RETURNING m.contact_id
+){events}"""
+_EXIT_SQL = """
+WITH changed AS (
+  UPDATE {membership} SET exited_at = %(at)s
+  WHERE project_id = %(project)s AND segment_id = %(segment)s AND exited_at IS NULL
+  AND contact_id = ANY(%(contacts)s::uuid[])
+  RETURNING contact_id
+){events}"""
+_EVENTS_SQL = """, recorded AS (
+  INSERT INTO {event} (id, project_id, contact_id, name, data, email_id, created_at)
+  SELECT v.id, %(project)s, changed.contact_id, %(name)s, %(data)s, NULL, %(at)s
+  FROM changed JOIN unnest(%(event_ids)s::uuid[], %(contacts)s::uuid[]) AS v(id, contact_id)
+  ON v.contact_id = changed.contact_id
+  RETURNING id, contact_id
+)
+SELECT id, contact_id FROM recorded"""
+
+#: Contacts per statement on PostgreSQL, where the ids travel as two array parameters.
+PG_CHUNK = 10_000
+
+
+def _write_and_record_pg(
+    alias: str, segment: Segment, kind: str, contact_ids: list[Any], now: datetime
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Enter or exit contacts and insert their events in one statement (see ``_ENTRY_SQL``);
+    returns ``(event id, contact id)`` of each change."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    sql = (_ENTRY_SQL if kind == ENTRY else _EXIT_SQL).format(
+        membership=quote(SegmentMembership._meta.db_table),
+        contact=quote(Contact._meta.db_table),
+        events=_EVENTS_SQL.format(event=quote(Event._meta.db_table)),
+    )
+    contacts = [_uuid(i) for i in contact_ids]
+    params = {
+        "project": _uuid(segment.project_id),
+        "segment": _uuid(segment.pk),
+        "at": now,
+        "contacts": contacts,
+        "event_ids": [uuid7() for _ in contacts],
+        "name": event_name(segment, kind),
+        "data": Event._meta.get_field("data").get_db_prep_save(event_data(segment), connection),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def transition(
     alias: str, segment: Segment, kind: str, contact_ids: Iterable[Any], now: datetime
 ) -> list[uuid.UUID]:
     """Enter (``kind="entry"``) or exit contacts, each chunk with its events in one
-    transaction; signals go after the commit. Returns the contacts that changed."""
-    write = enter if kind == ENTRY else leave
+    transaction; signals go after the commit. Returns the contacts that changed.
+
+    On PostgreSQL a chunk of up to :data:`PG_CHUNK` contacts is one statement; elsewhere it is
+    the membership write then the event insert, :data:`CHUNK` contacts at a time.
+    """
+    ids = list(contact_ids)
     changed: list[uuid.UUID] = []
-    for chunk in chunks(list(contact_ids)):
+    if connections[alias].vendor == "postgresql":
+        for chunk in chunks(ids, PG_CHUNK):
+            with transaction.atomic(using=alias):
+                rows = _write_and_record_pg(alias, segment, kind, chunk, now)
+                if has_listeners(kind):
+                    rows.sort(key=lambda row: row[0].int)  # event ids are time-ordered
+                    events = [
+                        _event(segment, kind, contact_id, now, event_id)
+                        for event_id, contact_id in rows
+                    ]
+                    send_signals_on_commit(alias, segment, kind, events)
+            changed += [contact_id for _, contact_id in rows]
+        return changed
+    write = enter if kind == ENTRY else leave
+    for chunk in chunks(ids):
         with transaction.atomic(using=alias):
             done = write(alias, segment, chunk, now)
             events = record(alias, segment, kind, done, now)
@@ -146,10 +228,16 @@ def transition(
     return changed
 
 
+def has_listeners(kind: str) -> bool:
+    """Whether anything in this process listens for an entry (or exit) and its event."""
+    signal = signals.segment_entered if kind == ENTRY else signals.segment_exited
+    return signal.has_listeners() or signals.event_tracked.has_listeners()
+
+
 def send_signals_on_commit(alias: str, segment: Segment, kind: str, events: list[Event]) -> None:
     """``segment_entered``/``segment_exited`` per contact, and ``event_tracked`` per event."""
     signal = signals.segment_entered if kind == ENTRY else signals.segment_exited
-    if not events or not (signal.has_listeners() or signals.event_tracked.has_listeners()):
+    if not events or not has_listeners(kind):
         return
 
     def send() -> None:

@@ -98,14 +98,40 @@ def contacts_matching(
     ``segment.<id>`` targets are read (:func:`stored_membership`). Raises
     :class:`ValidationFailed` for an invalid condition or a cycle of segment references.
     """
-    errors = conditions.validate_condition(condition)
-    if errors:
-        raise ValidationFailed(errors)
-    compiler = _Compiler(project, now or timezone.now(), membership, using)
+    [matches] = ConditionCompiler(project, now=now, membership=membership, using=using).compile(
+        [condition]
+    )
     contacts = Contact.objects.using(using).filter(project=project)
     if contact_ids is not None:
         contacts = contacts.filter(pk__in=list(contact_ids))
-    return contacts.filter(compiler.condition(condition, "condition", frozenset()))
+    return contacts.filter(matches)
+
+
+class ConditionCompiler:
+    """Compiles several conditions of one project at one ``now``, sharing the lookups they
+    need (the project's segments), into ``Q`` objects over the contact being filtered or
+    annotated: ``Contact.objects.filter(q)``, or ``.annotate(m=ExpressionWrapper(q, …))`` to
+    evaluate many segments for the same contacts in one statement (re-evaluation)."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        now: datetime | None = None,
+        membership: MembershipLookup = stored_membership,
+        using: str | None = None,
+    ) -> None:
+        self._compiler = _Compiler(project, now or timezone.now(), membership, using)
+
+    def compile(self, conditions_: list[dict]) -> list[Q]:
+        """A ``Q`` per condition; :class:`ValidationFailed` for the first invalid one."""
+        compiled = []
+        for condition in conditions_:
+            errors = conditions.validate_condition(condition)
+            if errors:
+                raise ValidationFailed(errors)
+            compiled.append(self._compiler.condition(condition, "condition", frozenset()))
+        return compiled
 
 
 def _all(parts: list[Q]) -> Q:

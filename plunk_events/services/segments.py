@@ -23,10 +23,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef
 from django.utils import timezone
 
-from ..models import Contact, Project, Segment
+from ..models import Contact, Project, Segment, SegmentMembership
 from . import membership, segment_query
 from .contacts import upsert_contact
 from .db import db_for_write
@@ -148,8 +148,8 @@ def reevaluate(
 ) -> Reevaluation:
     """Re-evaluate these contacts against every tracked DYNAMIC segment of the project.
 
-    One SELECT reads, per contact and segment, whether it matches and whether it is a member;
-    only the differences are written (:func:`.membership.transition`). Idempotent: running it
+    One SELECT reads, per contact and segment, whether it matches (every condition is a column
+    of the same statement), another which of them are members; only the differences are written (:func:`.membership.transition`). Idempotent: running it
     twice, or concurrently, records each entry and exit once. Contacts that no longer exist
     lost their rows with them: the counts are refreshed.
     """
@@ -162,28 +162,37 @@ def reevaluate(
     segments = list(tracked_segments(project_id, alias))
     if not ids or not segments:
         return result
+    compiler = segment_query.ConditionCompiler(project, now=now, using=alias)
     annotations: dict[str, Any] = {}
-    evaluated: list[tuple[int, Segment]] = []
+    evaluated: list[tuple[str, Segment]] = []
     for index, segment in enumerate(segments):
         try:
-            matching = segment_query.contacts_matching(project, segment.condition, now=now)
+            [matches] = compiler.compile([segment.condition])
         except ValidationFailed:
             logger.warning("Segment %s could not be evaluated", segment.pk, exc_info=True)
             continue
-        annotations[f"m{index}"] = Exists(matching.order_by().filter(pk=OuterRef("pk")))
-        rows = membership.active_rows(segment).filter(contact=OuterRef("pk"))
-        annotations[f"a{index}"] = Exists(rows)
-        evaluated.append((index, segment))
+        annotations[f"m{index}"] = ExpressionWrapper(matches, output_field=BooleanField())
+        evaluated.append((f"m{index}", segment))
     rows = list(
         Contact.objects.using(alias)
         .filter(project_id=project_id, pk__in=ids)
         .annotate(**annotations)
         .values("pk", *annotations)
     )
+    memberships = set(
+        SegmentMembership.objects.using(alias)
+        .filter(
+            project_id=project_id,
+            contact_id__in=[r["pk"] for r in rows],
+            segment__in=[s for _, s in evaluated],
+            exited_at__isnull=True,
+        )
+        .values_list("segment_id", "contact_id")
+    )
     changed_segments = []
-    for index, segment in evaluated:
-        to_add = [r["pk"] for r in rows if r[f"m{index}"] and not r[f"a{index}"]]
-        to_remove = [r["pk"] for r in rows if r[f"a{index}"] and not r[f"m{index}"]]
+    for key, segment in evaluated:
+        to_add = [r["pk"] for r in rows if r[key] and (segment.pk, r["pk"]) not in memberships]
+        to_remove = [r["pk"] for r in rows if not r[key] and (segment.pk, r["pk"]) in memberships]
         entered = membership.transition(alias, segment, membership.ENTRY, to_add, now)
         exited = membership.transition(alias, segment, membership.EXIT, to_remove, now)
         if entered or exited:
