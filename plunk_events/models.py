@@ -418,6 +418,30 @@ class PeriodicSchedule(models.Model):
         return f"{self.name}: next {self.next_run_at:%Y-%m-%d %H:%M:%S}"
 
 
+class EventCursor(models.Model):
+    """How far a consumer of new events has read a project's events (:mod:`.services.dispatch`).
+
+    Events are read in ``(created_at, id)`` order after the cursor; a consumer moves its cursor
+    on by compare-and-swap, so concurrent dispatches never move it backwards.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    #: Who reads: ``segments`` (re-evaluation), ``workflows`` (enrollment).
+    consumer = models.CharField(max_length=32)
+    created_at = models.DateTimeField()
+    event_id = models.UUIDField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "consumer"], name="plunk_cursor_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.consumer} of {self.project_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
 class SegmentMembership(models.Model):
     """A contact's membership of a STATIC or tracked DYNAMIC segment (:mod:`.services.segments`).
 
