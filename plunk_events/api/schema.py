@@ -103,11 +103,17 @@ ERRORS_400_401 = {
     400: error_doc("System event, or referenced by a segment or workflow"),
     **ERRORS_401,
 }
+IDEMPOTENCY_409 = (
+    "Idempotency-Key already used (code IDEMPOTENCY_KEY_REUSED). With `IDEMPOTENCY_REPLAY` on, "
+    "only for a different request (method, path or raw body; `details.reason` "
+    "`different_request`) or one whose response was not stored (`not_replayable`: over 64 KB, "
+    "or claimed while replay was off)"
+)
 ERRORS_401_409_422 = {
     **ERRORS_BODY,
     400: error_doc("Malformed JSON, or an Idempotency-Key that is not 1-255 printable ASCII"),
     **ERRORS_401,
-    409: error_doc("Idempotency-Key already used"),
+    409: error_doc(IDEMPOTENCY_409),
     413: error_doc("Body over `TRACK_MAX_BYTES` (1 MB by default)"),
     422: error_doc("Validation failed"),
 }
@@ -115,7 +121,7 @@ ERRORS_401_413_422 = {
     **ERRORS_BODY,
     400: error_doc("Malformed JSON, or an Idempotency-Key that is not 1-255 printable ASCII"),
     **ERRORS_401,
-    409: error_doc("Idempotency-Key already used"),
+    409: error_doc(IDEMPOTENCY_409),
     413: error_doc("Body over `BATCH_MAX_BYTES` (500 KB by default)"),
     422: error_doc("No valid item, or not 1 to `BATCH_MAX_EVENTS` items"),
 }
@@ -124,7 +130,21 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key",
     str,
     location=OpenApiParameter.HEADER,
-    description="1-255 printable ASCII characters; a reused key is refused with 409 for 24 hours.",
+    description="1-255 printable ASCII characters, per project; a reused key is refused with 409 "
+    "for `IDEMPOTENCY_KEY_TTL_HOURS` (24). With the setting `IDEMPOTENCY_REPLAY` (off by "
+    "default, as in Plunk), a repeat of the same request (method, path and raw body) after it "
+    "succeeded gets the original status and body again, byte for byte (same ids and "
+    "timestamp), with `Idempotent-Replayed: true`, and writes nothing; a repeat sent while the "
+    "first is still running waits for it. A 4xx or 5xx leaves the key free.",
+)
+REPLAYED_HEADER = OpenApiParameter(
+    "Idempotent-Replayed",
+    str,
+    location=OpenApiParameter.HEADER,
+    response=[200],
+    enum=["true", "false"],
+    description="Only with `IDEMPOTENCY_REPLAY` and an `Idempotency-Key`: `true` on a replayed "
+    "response, `false` on the first one (and on any other answer to a request with the key).",
 )
 CURSOR_PARAMETER = OpenApiParameter(
     "cursor", str, description="Extension: the `cursor` of the previous page (keyset pagination)."

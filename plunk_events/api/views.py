@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -11,7 +12,7 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import ViewSet
 
 from ..conf import conf
-from ..services import deletion, events, ingest, rollups
+from ..services import deletion, events, idempotency, ingest, rollups
 from ..services.errors import FieldErrorList, PlunkError, ValidationFailed
 from ..services.validation import MISSING, parse_track, type_error
 from . import schema
@@ -24,6 +25,7 @@ from .params import date_window, lenient_int, parse_cursor
 from .throttling import TrackRateThrottle
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+REPLAYED_HEADER = "Idempotent-Replayed"
 _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]{1,255}$")
 
 
@@ -56,7 +58,7 @@ class PublicEndpointMixin(PlunkAPIMixin):
         "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
         "Access-Control-Allow-Headers": "Content-Type, Authorization, Idempotency-Key, X-Request-ID",
         "Access-Control-Expose-Headers": (
-            "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+            "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, " + REPLAYED_HEADER
         ),
     }
     max_body_setting = "TRACK_MAX_BYTES"
@@ -86,26 +88,88 @@ class PublicEndpointMixin(PlunkAPIMixin):
         return response
 
 
-class TrackView(PublicEndpointMixin, APIView):
+class IdempotentPostMixin:
+    """The ``Idempotency-Key`` of a write route: Plunk's 409 for a reused key, or with
+    ``IDEMPOTENCY_REPLAY`` the first response again for a repeat of the same request.
+
+    With replay, the view hands the service a :class:`~..services.idempotency.Replayable` whose
+    ``render`` gives the response bytes from the service's result; the service renders and
+    stores them before its commit, and the view answers with those same bytes.
+    """
+
+    #: The SHA-256 of the raw body when replay is on and the request has a key, else None.
+    request_sha256: str | None = None
+
+    def check_idempotency_key(self, request) -> str | None:
+        """The request's key (None without one), after refusing or replaying a repeat."""
+        key = idempotency_key(request)
+        if key is None:
+            return None
+        if conf.IDEMPOTENCY_REPLAY:
+            # Read before request.data: the raw bytes as sent, hashed before they are parsed.
+            self.request_sha256 = idempotency.body_sha256(request.body)
+        idempotency.check(self.project, key, request.method, request.path, self.request_sha256)
+        return key
+
+    def replayable(self, render) -> idempotency.Replayable | None:
+        if self.request_sha256 is None:
+            return None
+        renderer = self.get_renderers()[0]
+        return idempotency.Replayable(
+            self.request_sha256,
+            lambda result: renderer.render(render(result)),
+            content_type=renderer.media_type,
+        )
+
+    def answer(self, payload_of, result, replay: idempotency.Replayable | None):
+        """The response: the bytes the service stored with the claim, or a plain Response."""
+        if replay is None:
+            return Response(payload_of(result))
+        return stored_response(replay.response)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, idempotency.Replayed):
+            response = stored_response(exc.response)
+            response[REPLAYED_HEADER] = "true"
+            return response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.request_sha256 is not None and REPLAYED_HEADER not in response:
+            response[REPLAYED_HEADER] = "false"
+        return response
+
+
+def stored_response(stored: idempotency.StoredResponse) -> HttpResponse:
+    return HttpResponse(stored.body, status=stored.status, content_type=stored.content_type)
+
+
+def track_payload(result: ingest.TrackResult) -> dict:
+    return {"success": True, "data": track_result_json(result)}
+
+
+class TrackView(IdempotentPostMixin, PublicEndpointMixin, APIView):
     """Track an event for a contact, creating or updating the contact (Plunk ``POST /v1/track``)."""
 
     @extend_schema(
         operation_id="trackEvent",
         request=schema.TrackRequest,
-        parameters=[schema.IDEMPOTENCY_PARAMETER],
+        parameters=[schema.IDEMPOTENCY_PARAMETER, schema.REPLAYED_HEADER],
         responses={200: schema.TrackResponse, **schema.ERRORS_401_409_422},
         tags=["Public API"],
     )
     def post(self, request):
-        key = idempotency_key(request)
-        if key is not None:
-            ingest.find_idempotency_key(self.project, key)
+        key = self.check_idempotency_key(request)
         item = parse_track(request.data)
-        result = ingest.track(self.project, item, idempotency_key=key, path=request.path)
-        return Response({"success": True, "data": track_result_json(result)})
+        replay = self.replayable(track_payload)
+        result = ingest.track(
+            self.project, item, idempotency_key=key, path=request.path, replay=replay
+        )
+        return self.answer(track_payload, result, replay)
 
 
-class TrackBatchView(PublicEndpointMixin, APIView):
+class TrackBatchView(IdempotentPostMixin, PublicEndpointMixin, APIView):
     """Track up to ``BATCH_MAX_EVENTS`` events in one request (extension, not in Plunk).
 
     Each item is validated on its own: valid items are written together in one transaction,
@@ -117,14 +181,12 @@ class TrackBatchView(PublicEndpointMixin, APIView):
     @extend_schema(
         operation_id="trackEventBatch",
         request=schema.TrackBatchRequest,
-        parameters=[schema.IDEMPOTENCY_PARAMETER],
+        parameters=[schema.IDEMPOTENCY_PARAMETER, schema.REPLAYED_HEADER],
         responses={200: schema.TrackBatchResponse, **schema.ERRORS_401_413_422},
         tags=["Public API"],
     )
     def post(self, request):
-        key = idempotency_key(request)
-        if key is not None:
-            ingest.find_idempotency_key(self.project, key)
+        key = self.check_idempotency_key(request)
         errors = FieldErrorList()
         if not isinstance(request.data, dict):
             type_error(errors, "body", "object", request.data)
@@ -151,19 +213,30 @@ class TrackBatchView(PublicEndpointMixin, APIView):
                 results.append({"index": index, "success": False, "errors": exc.errors})
         if not valid:
             raise ValidationFailed([e for result in results for e in result["errors"]])
-        tracked = ingest.track_many(
-            self.project, [item for _, item in valid], idempotency_key=key, path=request.path
-        )
-        for (index, _), result in zip(valid, tracked, strict=True):
-            results[index] = {"index": index, "success": True, "data": track_result_json(result)}
-        return Response(
-            {
+
+        def payload(tracked: list[ingest.TrackResult]) -> dict:
+            for (index, _), result in zip(valid, tracked, strict=True):
+                results[index] = {
+                    "index": index,
+                    "success": True,
+                    "data": track_result_json(result),
+                }
+            return {
                 "success": True,
                 "accepted": len(tracked),
                 "rejected": len(events) - len(tracked),
                 "results": results,
             }
+
+        replay = self.replayable(payload)
+        tracked = ingest.track_many(
+            self.project,
+            [item for _, item in valid],
+            idempotency_key=key,
+            path=request.path,
+            replay=replay,
         )
+        return self.answer(payload, tracked, replay)
 
 
 def event_json(row: dict, *, with_contact: bool) -> dict:

@@ -1,24 +1,25 @@
-"""Ingest: ``POST /v1/track``, the batch, and their Idempotency-Key claims.
+"""Ingest: ``POST /v1/track`` and the batch, each with its Idempotency-Key claim.
 
 Contact upsert, the optional subscription-change event and the event insert commit together. On
 PostgreSQL a track without an Idempotency-Key is one statement (:func:`uses_one_statement`);
 everything else takes the general path of :mod:`.contacts`. Both apply the same merge rule
-(:mod:`.contact_data`).
+(:mod:`.contact_data`). The claims, and with ``IDEMPOTENCY_REPLAY`` the stored responses, are
+:mod:`.idempotency`'s; they commit in the transaction of the writes.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import OperationalError, connections, transaction
 from django.utils import timezone
 
-from ..conf import conf
 from ..constants import CONTACT_SUBSCRIBED, CONTACT_UNSUBSCRIBED
 from ..ids import uuid7
-from ..models import Contact, Event, IdempotencyKey, Project
+from ..models import Contact, Event, Project
+from . import idempotency
 from .contact_data import MERGED_DATA_SQL, contact_data_patch, merge_contact_data
 from .contacts import (
     ContactState,
@@ -29,8 +30,8 @@ from .contacts import (
     upsert_contact_row,
     upsert_contact_rows,
 )
-from .db import db_for_write, prep_values
-from .errors import IdempotencyKeyReused
+from .db import db_for_write
+from .idempotency import purge_expired_idempotency_keys as purge_expired_idempotency_keys
 from .reevaluation import contacts_changed
 from .validation import TrackInput
 
@@ -41,68 +42,6 @@ class TrackResult:
     event_id: uuid.UUID
     timestamp: datetime
     created_contact: bool
-
-
-def find_idempotency_key(project: Project, key: str) -> None:
-    """Raise 409 if ``key`` was already used by a committed request of this project."""
-    claim = (
-        IdempotencyKey.objects.filter(project=project, key=key, expires_at__gt=timezone.now())
-        .only("key", "method", "path", "created_at", "status_code")
-        .first()
-    )
-    if claim is not None:
-        raise _key_reused(claim)
-
-
-def _key_reused(claim: IdempotencyKey) -> IdempotencyKeyReused:
-    return IdempotencyKeyReused(
-        f'Idempotency-Key "{claim.key}" has already been used',
-        details={
-            "key": claim.key,
-            "originalRequest": f"{claim.method} {claim.path}",
-            "originalRequestAt": claim.created_at,
-            "originalStatusCode": claim.status_code,
-        },
-    )
-
-
-def _claim_idempotency_key(alias: str, project: Project, key: str, path: str, now) -> None:
-    """Insert the claim in the caller's transaction: it commits with the event or not at all.
-
-    A concurrent request with the same key waits on the unique index until the first commits
-    (then gets 409) or rolls back (then proceeds), so a key never outlives a failed request.
-    """
-    connection = connections[alias]
-    table = connection.ops.quote_name(IdempotencyKey._meta.db_table)
-    params = prep_values(
-        IdempotencyKey,
-        connection,
-        project=project.pk,
-        key=key,
-        method="POST",
-        path=path,
-        status_code=200,
-        created_at=now,
-        expires_at=now + timedelta(hours=conf.IDEMPOTENCY_KEY_TTL_HOURS),
-        request_sha256="",
-        response_content_type="",
-    )
-    # Inserts a new claim or takes over an expired one; returns no row for a live claim.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'INSERT INTO {table} (project_id, "key", method, path, status_code, created_at,'
-            " expires_at, request_sha256, response_content_type)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            ' ON CONFLICT (project_id, "key") DO UPDATE SET method = EXCLUDED.method,'
-            " path = EXCLUDED.path, status_code = EXCLUDED.status_code,"
-            " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at"
-            f" WHERE {table}.expires_at <= EXCLUDED.created_at"
-            " RETURNING id",
-            params,
-        )
-        claimed = cursor.fetchone() is not None
-    if not claimed:
-        raise _key_reused(IdempotencyKey.objects.using(alias).get(project=project, key=key))
 
 
 #: The whole track in one statement (PostgreSQL). ``old`` locks an existing contact and keeps
@@ -219,11 +158,13 @@ def track(
     *,
     idempotency_key: str | None = None,
     path: str = "/v1/track",
+    replay: idempotency.Replayable | None = None,
 ) -> TrackResult:
     """Record one event for a contact, creating or updating the contact (``POST /v1/track``).
 
-    Contact upsert, the optional subscription-change event and the event insert commit together;
-    the signals are sent after the commit. The path is :func:`uses_one_statement`'s choice.
+    Contact upsert, the optional subscription-change event and the event insert commit together
+    (with the claim of ``idempotency_key`` and, given ``replay``, the rendered response); the
+    signals are sent after the commit. The path is :func:`uses_one_statement`'s choice.
     """
     alias = db_for_write()
     connection = connections[alias]
@@ -235,7 +176,7 @@ def track(
     now = timezone.now()
     with transaction.atomic(using=alias):
         if idempotency_key is not None:
-            _claim_idempotency_key(alias, project, idempotency_key, path, now)
+            idempotency.claim(alias, project, idempotency_key, path, now, replay)
         contact = upsert_contact_row(
             connection, project.pk, item.email, item.data, item.subscribed, now
         )
@@ -248,7 +189,10 @@ def track(
         save_contacts_and_events(alias, [contact], events)
         send_signals_on_commit(alias, [contact], [event])
         contacts_changed(project, [contact.id], using=alias)
-    return TrackResult(contact.id, event.id, now, contact.created)
+        result = TrackResult(contact.id, event.id, now, contact.created)
+        if replay is not None and idempotency_key is not None:
+            idempotency.complete(alias, project, idempotency_key, replay, result)
+    return result
 
 
 def track_many(
@@ -257,8 +201,10 @@ def track_many(
     *,
     idempotency_key: str | None = None,
     path: str = "/v1/track/batch",
+    replay: idempotency.Replayable | None = None,
 ) -> list[TrackResult]:
-    """Record several valid events in one transaction with set-based statements.
+    """Record several valid events in one transaction with set-based statements (and the claim
+    of ``idempotency_key`` and, given ``replay``, the rendered response, as :func:`track`).
 
     Contacts are upserted once per distinct email (in a fixed order, so concurrent batches lock
     rows in the same order and cannot deadlock); all events go in one multi-row INSERT.
@@ -273,7 +219,7 @@ def track_many(
         by_email.setdefault(item.email, []).append(index)
     with transaction.atomic(using=alias):
         if idempotency_key is not None:
-            _claim_idempotency_key(alias, project, idempotency_key, path, timezone.now())
+            idempotency.claim(alias, project, idempotency_key, path, timezone.now(), replay)
         contacts: dict[str, ContactState] = {}
         #: Item index -> the contact state right after that item flipped the subscription.
         flips: dict[int, ContactState] = {}
@@ -311,6 +257,8 @@ def track_many(
         states = [flips[i] for i in sorted(flips)] + list(contacts.values())
         send_signals_on_commit(alias, list({id(s): s for s in states}.values()), tracked_events)
         contacts_changed(project, [c.id for c in contacts.values()], using=alias)
+        if replay is not None and idempotency_key is not None:
+            idempotency.complete(alias, project, idempotency_key, replay, results)
     return results
 
 
@@ -324,9 +272,3 @@ def _tracked_event(project: Project, contact: ContactState, item: TrackInput, no
         data=item.data,
         created_at=now,
     )
-
-
-def purge_expired_idempotency_keys(now: datetime | None = None) -> int:
-    """Delete claims past their TTL (``manage.py plunk_rollup`` runs it)."""
-    expired = IdempotencyKey.objects.filter(expires_at__lte=now or timezone.now())
-    return expired.delete()[0]
