@@ -9,6 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from django.db import connection, connections, transaction
 from django.test import override_settings
@@ -86,6 +87,14 @@ class TestReplay:
         first_and_repeat(first, repeat)
         statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
         assert statements and set(statements) <= {"SELECT"}, queries.captured_queries
+
+    def test_storing_the_response_costs_one_statement(
+        self, pk, project, django_assert_max_num_queries
+    ):
+        assert track(pk, VALID).status_code == 200  # warm up: the contact exists
+        # As without replay (tests/api/test_track.py: at most 8), plus the claim's UPDATE.
+        with django_assert_max_num_queries(9):
+            assert track(pk, VALID, **KEY).status_code == 200
 
     def test_the_stored_response_is_replayed_not_recomputed(self, pk, project):
         """Later writes to the contact do not change what a repeat answers."""
@@ -317,6 +326,41 @@ def test_concurrent_different_requests_with_one_key_get_the_409(project):
         if response.status_code == 409:
             assert response.json()["error"]["details"]["reason"] == "different_request"
     assert counts(project) == (1, 1)
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db(transaction=True)
+@REPLAY
+def test_a_5xx_writes_nothing_and_frees_the_key(pk, project):
+    """A track stuck behind another session's row lock past ``lock_timeout`` is a 503 that
+    stored no claim; the retry is a first request, and its repeat a replay."""
+    assert track(pk, VALID).status_code == 200
+    settings = connection.settings_dict
+    other = psycopg.connect(
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        user=settings["USER"],
+        dbname=settings["NAME"],
+    )
+    try:
+        other.execute(
+            f"SELECT 1 FROM {Contact._meta.db_table} WHERE project_id = %s FOR UPDATE",
+            [project.pk],
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 300")
+        stuck = track(pk, {**VALID, "event": "second"}, **KEY)
+        assert stuck.status_code == 503 and stuck[REPLAYED] == "false"
+        assert not IdempotencyKey.objects.exists()
+        assert counts(project) == (1, 1)
+    finally:
+        other.rollback()
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    first = track(pk, {**VALID, "event": "second"}, **KEY)
+    first_and_repeat(first, track(pk, {**VALID, "event": "second"}, **KEY))
+    assert counts(project) == (1, 2)
 
 
 def test_the_schema_documents_the_replay(client):
