@@ -176,7 +176,9 @@ def is_allowed_address(address: IPAddress, networks: list | None = None) -> bool
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
+    """A checked hop: the prepared URL and the addresses that may be connected to."""
+
     url: str
     parts: SplitResult
     addresses: list[IPAddress]
@@ -220,7 +222,7 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
-def check_target(url: str) -> _Target:
+def check_target(url: str) -> Target:
     """Refuse ``url`` unless it is http(s) and every address of its host may be reached."""
     try:
         scheme = urlsplit(url).scheme.lower()
@@ -242,17 +244,13 @@ def check_target(url: str) -> _Target:
     networks = _allowed_networks()
     for address in addresses:
         if not is_allowed_address(address, networks):
-            shown = (
-                host
-                if len(addresses) == 1 and _is_literal(host)
-                else f"{host} resolves to {address}"
-            )
+            shown = host if _is_literal(host) else f"{host} resolves to {address}"
             raise WebhookRefused(
                 f"{shown}, a private, loopback, link-local, multicast or reserved "
                 "address: webhooks may reach public addresses only (see "
                 "PLUNK_EVENTS['WEBHOOK_ALLOW_PRIVATE_NETWORKS'])"
             )
-    return _Target(prepared.url, parts, addresses)
+    return Target(prepared.url, parts, addresses)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,17 +283,20 @@ def _remaining(deadline: float, timeout: float) -> float:
     return left
 
 
-def _failure(exc: requests.RequestException, target: _Target, timeout: float) -> WebhookError:
+def _failure(exc: requests.RequestException, target: Target, timeout: float) -> WebhookError:
     reason = exc.args[0] if exc.args else exc
     reason = getattr(reason, "reason", reason)
     if isinstance(exc, requests.Timeout) or isinstance(reason, ReadTimeoutError):
         return WebhookTimeout(
-            f"No complete response from {target.parts.hostname} within {timeout:g} s"
+            f"No complete response from {target.host_header} within {timeout:g} s"
         )
     if isinstance(exc, requests.exceptions.InvalidHeader):
         return WebhookError(f"Invalid header: {exc}")
     kind = "TLS with" if isinstance(exc, requests.exceptions.SSLError) else "Connection to"
-    return WebhookConnectionError(f"{kind} {target.parts.hostname} failed: {reason}")
+    text = str(reason)
+    if isinstance(reason, NewConnectionError):  # "HTTPConnection(host=…, port=…): <why>"
+        text = text.partition(": ")[2] or text
+    return WebhookConnectionError(f"{kind} {target.host_header} failed: {text}")
 
 
 def _connect_failed(exc: requests.RequestException) -> bool:
@@ -363,7 +364,7 @@ def _hop(target, method, headers, payload, deadline, timeout, verify):
                     url=target.url,
                     truncated=truncated,
                 )
-    assert failure is not None
+    # Every address refused the connection (a host always has one address at least).
     raise _failure(failure, target, timeout) from failure
 
 
@@ -420,4 +421,4 @@ def deliver(
             for name in CREDENTIAL_HEADERS:
                 sent.pop(name, None)
         target = following
-    raise WebhookTooManyRedirects(f"More than {max_redirects} redirects, the last to {target.url}")
+    raise WebhookTooManyRedirects(f"More than {max_redirects} redirects (stopped at {target.url})")
