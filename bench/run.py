@@ -52,6 +52,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))  # bench/engine.py
 
 WORKERS = 4
 INGEST_CONNECTIONS = 16
@@ -59,6 +60,7 @@ GET_CONNECTIONS = 4
 BATCH_CONNECTIONS = WORKERS  # one batch per worker; more connections would only queue
 TRACK_NAMES = 20  # the Lua scripts track event_1..event_20, the most common names
 BULK_NAME = "bench_bulk_delete"
+SECTIONS = ("queries", "ingest", "ratios", "engine", "delete")
 
 
 @dataclass
@@ -1277,6 +1279,24 @@ class Bench:
 
     # -- environment and targets -------------------------------------------------------
 
+    # -- 5. segment engine ------------------------------------------------------------
+
+    def measure_engine(self) -> None:
+        import engine
+
+        compute = engine.measure_compute(self)
+        log(
+            f"  compute {compute['first']['seconds']:.2f} s, {compute['first']['statements']} stmts"
+        )
+        reevaluate = engine.measure_reevaluate(self)
+        log(f"  re-evaluate 1 contact × 20 segments: {reevaluate['db_ms']:.2f} ms DB")
+        track = engine.measure_track_with_segments(
+            self, wrk=wrk, Gunicorn=Gunicorn, headers=(f"Authorization: {self.pk}",), root=ROOT
+        )
+        log(f"  track with 5 tracked segments: {100 * track['ratio']:.0f}% of without")
+        self.report.data["engine"] = {"compute": compute, "reevaluate": reevaluate, "track": track}
+        engine.report(self, compute, reevaluate, track, ms=ms, num=num)
+
     def environment(self, phase: str) -> dict:
         info = {"loadavg": os.getloadavg()}
         if phase == "after":
@@ -1354,23 +1374,24 @@ class Bench:
 
     def targets(self) -> list[list[str]]:
         d = self.report.data
-        q, ing = d["queries"], d["ingest"]["wrk"]
-        med = d["ratios"]["median"]
-        bc, de = d["batch_vs_copy"], d.get("delete")
+        q, de = d.get("queries", {}), d.get("delete")
         rows = []
 
         def row(target: str, value: str, ok: bool) -> None:
             rows.append([target, value, "yes" if ok else "**no**"])
 
-        row("track ≥ 2,000 events/s (16 conns)", num(ing["rps"]), ing["rps"] >= 2000)
-        row("track p99 ≤ 20 ms", ms(ing["p99_ms"]), ing["p99_ms"] <= 20)
-        row("track ≥ 3× naive", f"{med['app'] / med['naive']:.2f}×", med["app"] >= 3 * med["naive"])
-        row(
-            "track ≥ 40% of SQL ceiling",
-            f"{100 * med['app'] / med['sql']:.0f}%",
-            med["app"] >= 0.4 * med["sql"],
-        )
-        row("batch ≥ 30,000 events/s", num(bc["batch_median"]), bc["batch_median"] >= 30000)
+        if "ingest" in d:
+            ing = d["ingest"]["wrk"]
+            row("track ≥ 2,000 events/s (16 conns)", num(ing["rps"]), ing["rps"] >= 2000)
+            row("track p99 ≤ 20 ms", ms(ing["p99_ms"]), ing["p99_ms"] <= 20)
+        if "ratios" in d:
+            med, bc = d["ratios"]["median"], d["batch_vs_copy"]
+            ratio = med["app"] / med["naive"]
+            row("track ≥ 3× naive", f"{ratio:.2f}×", ratio >= 3)
+            share = med["app"] / med["sql"]
+            row("track ≥ 40% of SQL ceiling", f"{100 * share:.0f}%", share >= 0.4)
+            batch = bc["batch_median"]
+            row("batch ≥ 30,000 events/s", num(batch), batch >= 30000)
         for key in (
             "list",
             "list_common",
@@ -1385,6 +1406,16 @@ class Bench:
             row("names ≤ 5 ms DB", ms(q["names"]["db_ms"]), q["names"]["db_ms"] <= 5)
         if "stats30" in q:
             row("30-day stats ≤ 10 ms DB", ms(q["stats30"]["db_ms"]), q["stats30"]["db_ms"] <= 10)
+        eng = d.get("engine")
+        if eng:
+            first = eng["compute"]["first"]
+            row("segment full compute ≤ 3 s", f"{first['seconds']:.2f} s", first["seconds"] <= 3)
+            per = first["per_1000"] or 0
+            row("≤ 1 statement per 1,000 contacts changed", f"{per:.2f}", per <= 1)
+            db = eng["reevaluate"]["db_ms"]
+            row("re-evaluate 1 contact × 20 segments ≤ 5 ms DB", ms(db), db <= 5)
+            ratio = eng["track"]["ratio"]
+            row("track with 5 tracked segments ≥ 85%", f"{100 * ratio:.0f}%", ratio >= 0.85)
         if de:
             row(
                 f"delete {num(self.sizes.bulk)} rows ≤ 10 s",
@@ -1404,8 +1435,10 @@ class Bench:
 
     def run(self) -> Path:
         s, r = self.sizes, self.report
-        log(f"creating database {self.args.db}")
-        self.recreate_database()
+        sections = set(self.args.sections.split(","))
+        if not self.args.reuse:
+            log(f"creating database {self.args.db}")
+            self.recreate_database()
         self.setup_django()
         env = self.environment("before")
         from django.core.management import call_command
@@ -1413,8 +1446,11 @@ class Bench:
         t0 = time.monotonic()
         call_command("migrate", verbosity=0)
         migrate_s = time.monotonic() - t0
-        log(f"seeding {num(s.events)} events")
-        seed_s, seed_cmd = self.seed()
+        if self.args.reuse:
+            seed_s, seed_cmd = 0.0, f"(reused database {self.args.db})"
+        else:
+            log(f"seeding {num(s.events)} events")
+            seed_s, seed_cmd = self.seed()
         from plunk_events.models import Event
 
         self.total_events = Event.objects.count()
@@ -1422,14 +1458,20 @@ class Bench:
         self.big_events = Event.objects.filter(project=self.big).count()
         log(f"seeded in {seed_s:.0f} s; measuring queries")
 
-        with Gunicorn(self.env) as server:
-            self.measure_queries(server)
-        self.compare_group_by()
-        log("ingest")
-        self.measure_ingest()
-        log("ratios")
-        self.measure_ratios()
-        if s.bulk > 0:
+        if "queries" in sections:
+            with Gunicorn(self.env) as server:
+                self.measure_queries(server)
+            self.compare_group_by()
+        if "ingest" in sections:
+            log("ingest")
+            self.measure_ingest()
+        if "ratios" in sections:
+            log("ratios")
+            self.measure_ratios()
+        if "engine" in sections:
+            log("segment engine")
+            self.measure_engine()
+        if "delete" in sections and s.bulk > 0:
             self.measure_delete()
         env.update({"loadavg_after": self.environment("after")["loadavg"]})
         total_s = time.monotonic() - self.started
@@ -1463,7 +1505,7 @@ class Bench:
             f"workers), {env['wrk']}, {env['pgbench']}.",
             "",
             *self.shared_machine_note(),
-            "## Targets (issue 4)",
+            "## Targets (issues 4 and 9)",
             "",
         ]
         self.report.data["environment"] = env
@@ -1481,11 +1523,14 @@ class Bench:
 
     def shared_machine_note(self) -> list[str]:
         """Say so when other work competed for the cores (the CPU table of the ingest run)."""
-        cpu = self.report.data["ingest"]["cpu"]
+        data = self.report.data
+        if "ingest" not in data or "ratios" not in data:
+            return []
+        cpu = data["ingest"]["cpu"]
         others = cpu["everything else"] + cpu["postgres (other databases)"]
         if others < 0.25:
             return []
-        ping = self.report.data["ratios"]["ping"]["rps"]
+        ping = data["ratios"]["ping"]["rps"]
         return [
             f"> **Shared machine.** During the ingest run, processes outside this benchmark used "
             f"{others:.2f} of {os.cpu_count()} cores, and a plain Django view answered "
@@ -1503,7 +1548,7 @@ class Bench:
             from django.db import connections
 
             connections.close_all()
-        if not self.args.keep:
+        if not (self.args.keep or self.args.reuse):
             self.recreate_database(drop_only=True)
 
 
@@ -1559,6 +1604,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100, help="Events per batch request.")
     parser.add_argument("--db", default="plunk_bench", help="Database to create and drop.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Measure the existing --db (seeded by an earlier --keep run) instead of reseeding.",
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"Comma-separated sections to run (default all: {','.join(SECTIONS)}).",
+    )
     parser.add_argument("--out", default=str(BENCH / "results"), help="Report folder.")
     parser.add_argument(
         "--publish",

@@ -26,6 +26,8 @@ POSITIVE_INTEGERS = (
     "ADMIN_STATS_BUDGET_MS",
     "TICK_SECONDS",
     "ROLLUP_SECONDS",
+    "SEGMENT_RECOMPUTE_SECONDS",
+    "DISPATCH_SWEEP_SECONDS",
 )
 REQUIRED_APPS = ("rest_framework", "django_filters")
 SETTINGS_HINT = 'See "Settings" in the README of plunk-events.'
@@ -113,17 +115,19 @@ def check_api_key_cache_seconds(app_configs=None, **kwargs):
 
 
 @register(Tags.compatibility)
-def check_delete_batch_seconds(app_configs=None, **kwargs):
-    seconds = _plunk_settings().get("DELETE_BATCH_SECONDS", 1)
-    if _is_number(seconds) and seconds > 0:
-        return []
-    return [
-        Error(
-            "PLUNK_EVENTS['DELETE_BATCH_SECONDS'] must be a positive number.",
-            hint=f"Seconds, e.g. {DEFAULTS['DELETE_BATCH_SECONDS']} (the default).",
-            id="plunk_events.E002",
-        )
-    ]
+def check_positive_seconds(app_configs=None, **kwargs):
+    errors = []
+    for name in ("DELETE_BATCH_SECONDS", "DISPATCH_DELAY_SECONDS"):
+        seconds = _plunk_settings().get(name, DEFAULTS[name])
+        if not (_is_number(seconds) and seconds > 0):
+            errors.append(
+                Error(
+                    f"PLUNK_EVENTS['{name}'] must be a positive number.",
+                    hint=f"Seconds, e.g. {DEFAULTS[name]} (the default).",
+                    id="plunk_events.E002",
+                )
+            )
+    return errors
 
 
 @register(Tags.compatibility)
@@ -256,7 +260,7 @@ CHECKS = (
     check_positive_integers,
     check_track_require_public_key,
     check_api_key_cache_seconds,
-    check_delete_batch_seconds,
+    check_positive_seconds,
     check_read_database,
     check_rate_limits,
     check_rate_limit_cache,

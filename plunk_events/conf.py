@@ -39,6 +39,13 @@ DEFAULTS: dict[str, Any] = {
     # How often the periodic tick recomputes every tracked segment (time windows that expire
     # without any event) and refreshes the cached counts of the others (README "Segments").
     "SEGMENT_RECOMPUTE_SECONDS": 300,
+    # After a write that recorded events, how long the dispatch of the project's new events
+    # (segment re-evaluation) waits to gather more of them, where the task backend can defer:
+    # at most one dispatch task per project per this many seconds and process.
+    "DISPATCH_DELAY_SECONDS": 0.2,
+    # How often the periodic tick dispatches every project's new events anyway (a nudge lost
+    # with a crashed process); at most once a tick.
+    "DISPATCH_SWEEP_SECONDS": 60,
     # How long an Idempotency-Key stays claimed.
     "IDEMPOTENCY_KEY_TTL_HOURS": 24,
     # A repeat of a request with the same Idempotency-Key, method, path and body gets the first

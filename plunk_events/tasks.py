@@ -67,6 +67,9 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob(
         "segments", "SEGMENT_RECOMPUTE_SECONDS", "plunk_events.services.segments.recompute_all"
     ),
+    PeriodicJob(
+        "dispatch", "DISPATCH_SWEEP_SECONDS", "plunk_events.services.dispatch.dispatch_all"
+    ),
 ]
 
 
@@ -228,12 +231,20 @@ def tick(token: str) -> dict[str, Any]:
 
 
 @task
-def reevaluate_segments(project_id: str, contact_ids: list[str], depth: int = 0) -> dict[str, int]:
+def reevaluate_segments(project_id: str, contact_ids: list[str]) -> dict[str, int]:
     """Re-evaluate contacts a committed write touched against the project's tracked segments
     (:func:`plunk_events.services.segments.reevaluate_task`)."""
     from .services import segments
 
-    return segments.reevaluate_task(project_id, contact_ids, depth)
+    return segments.reevaluate_task(project_id, contact_ids)
+
+
+@task
+def dispatch_events(project_id: str) -> dict[str, Any]:
+    """Hand a project's new events to their consumers (:mod:`plunk_events.services.dispatch`)."""
+    from .services import dispatch
+
+    return dispatch.dispatch(project_id)
 
 
 @task

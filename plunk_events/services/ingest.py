@@ -31,8 +31,8 @@ from .contacts import (
     upsert_contact_rows,
 )
 from .db import db_for_write
+from .dispatch import events_recorded
 from .idempotency import purge_expired_idempotency_keys as purge_expired_idempotency_keys
-from .reevaluation import contacts_changed
 from .validation import TrackInput
 
 
@@ -171,7 +171,7 @@ def track(
     if uses_one_statement(connection, idempotency_key):
         result, contact, event = _track_in_one_statement(alias, project, item)
         send_signals_on_commit(alias, [contact], [event])
-        contacts_changed(project, [contact.id], using=alias)
+        events_recorded(project, using=alias)
         return result
     now = timezone.now()
     with transaction.atomic(using=alias):
@@ -188,7 +188,7 @@ def track(
         events.append(event)
         save_contacts_and_events(alias, [contact], events)
         send_signals_on_commit(alias, [contact], [event])
-        contacts_changed(project, [contact.id], using=alias)
+        events_recorded(project, using=alias)
         result = TrackResult(contact.id, event.id, now, contact.created)
         if replay is not None and idempotency_key is not None:
             idempotency.complete(alias, project, idempotency_key, replay, result)
@@ -256,7 +256,7 @@ def track_many(
         # Every flip signals once, in request order; the final states resolve event contacts.
         states = [flips[i] for i in sorted(flips)] + list(contacts.values())
         send_signals_on_commit(alias, list({id(s): s for s in states}.values()), tracked_events)
-        contacts_changed(project, [c.id for c in contacts.values()], using=alias)
+        events_recorded(project, using=alias)
         if replay is not None and idempotency_key is not None:
             idempotency.complete(alias, project, idempotency_key, replay, results)
     return results

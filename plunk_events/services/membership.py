@@ -217,14 +217,19 @@ def transition(
                     ]
                     send_signals_on_commit(alias, segment, kind, events)
             changed += [contact_id for _, contact_id in rows]
-        return changed
-    write = enter if kind == ENTRY else leave
-    for chunk in chunks(ids):
-        with transaction.atomic(using=alias):
-            done = write(alias, segment, chunk, now)
-            events = record(alias, segment, kind, done, now)
-            send_signals_on_commit(alias, segment, kind, events)
-        changed += done
+    else:
+        write = enter if kind == ENTRY else leave
+        for chunk in chunks(ids):
+            with transaction.atomic(using=alias):
+                done = write(alias, segment, chunk, now)
+                events = record(alias, segment, kind, done, now)
+                send_signals_on_commit(alias, segment, kind, events)
+            changed += done
+    if changed:  # the events recorded here are new events for the dispatcher (.dispatch)
+        from .dispatch import nudge
+
+        project_id = str(segment.project_id)
+        transaction.on_commit(lambda: nudge(project_id), using=alias, robust=True)
     return changed
 
 

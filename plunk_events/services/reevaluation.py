@@ -1,9 +1,11 @@
-"""The write paths' hook into the segment engine (:mod:`.segments`).
+"""The contact writes' hook into the segment engine (:mod:`.segments`), and what the write
+paths need to know about a project's tracked segments.
 
-Every contact write (track, batch, the contacts API) calls :func:`contacts_changed` with the
-contacts it touched. Nothing is added to the write's transaction but an on-commit callback that
-enqueues ONE ``tasks.reevaluate_segments`` task for them, and only if the project has tracked
-segments. The track routes learn that with the API key lookup they do anyway
+Tracks and batches record events, so they only nudge the dispatcher (:mod:`.dispatch`), which
+reads the new events back and re-evaluates their contacts, many per task. The contacts API
+changes contacts without events: it calls :func:`contacts_changed`, which enqueues ONE
+``tasks.reevaluate_segments`` task for them once the write commits, and only if the project has
+tracked segments. The track routes learn that with the API key lookup they do anyway
 (:data:`TRACKED_FLAG` is annotated on the project, which the key cache then holds for
 ``API_KEY_CACHE_SECONDS``), so a track sends no extra statement; other callers ask the
 database at most once a second per project and process (:func:`has_tracked_segments`). A
@@ -56,15 +58,20 @@ def has_tracked_segments(project_id: Any, using: str | None = None) -> bool:
     return answer
 
 
+def tracked_segments_projects(using: str | None = None) -> list[str]:
+    """Ids of the projects that have tracked DYNAMIC segments."""
+    rows = Segment.objects.using(using).filter(type=Segment.Type.DYNAMIC, track_membership=True)
+    return [str(p) for p in rows.order_by().values_list("project_id", flat=True).distinct()]
+
+
 def enqueue_reevaluation(
-    project_id: Any, contact_ids: Iterable[Any], *, depth: int = 0, using: str | None = None
+    project_id: Any, contact_ids: Iterable[Any], *, using: str | None = None
 ) -> None:
     """Enqueue one ``reevaluate_segments`` task for these contacts once the transaction commits."""
     from .. import tasks
 
     ids = [str(i) for i in dict.fromkeys(contact_ids)]
-    kwargs = {"depth": depth} if depth else {}
-    tasks.enqueue_on_commit(tasks.reevaluate_segments, str(project_id), ids, using=using, **kwargs)
+    tasks.enqueue_on_commit(tasks.reevaluate_segments, str(project_id), ids, using=using)
 
 
 def contacts_changed(project, contact_ids: Iterable[Any], *, using: str | None = None) -> None:

@@ -4,9 +4,10 @@
   and to exit are two SELECTs, then each chunk of up to 1,000 is one conditional write plus one
   event insert (:mod:`.membership`), then one UPDATE of the count.
 * :func:`reevaluate` is the incremental path: given the contacts a committed write touched, one
-  SELECT answers, for each of them and each tracked DYNAMIC segment of the project, "matches?"
-  and "member?"; only the differences are written. :func:`contacts_changed` (called by the write
-  paths) enqueues it as a task once the write commits, and costs nothing inside the write.
+  SELECT answers, for each of them and each tracked DYNAMIC segment of the project, "matches?",
+  another "member?"; only the differences are written. The dispatcher (:mod:`.dispatch`) runs
+  it for the contacts of new events, :func:`.reevaluation.contacts_changed` for contact writes
+  without events; neither costs anything inside the write.
 * :func:`recompute_all` is the periodic job (``SEGMENT_RECOMPUTE_SECONDS``): it catches time
   windows that expire without any event, and refreshes the cached counts of untracked segments.
 * :func:`add_members` / :func:`remove_members` (STATIC), :func:`members`, :func:`refresh_count`.
@@ -31,7 +32,7 @@ from . import membership, segment_query
 from .contacts import upsert_contact
 from .db import db_for_write
 from .errors import FieldErrorList, PlunkError, ValidationFailed
-from .reevaluation import enqueue_reevaluation, tracked_segments
+from .reevaluation import tracked_segments
 from .validation import check_email
 
 logger = logging.getLogger(__name__)
@@ -121,15 +122,15 @@ def recompute_all() -> dict[str, int]:
 # Incremental re-evaluation
 
 
-def _references_segments(condition: Any) -> bool:
+def references_segments(condition: Any) -> bool:
     """Whether a condition reads other segments or their entry/exit events."""
     if isinstance(condition, dict):
         field = condition.get("field")
         if isinstance(field, str) and field.startswith(("segment.", "event.segment.")):
             return True
-        return any(_references_segments(v) for v in condition.values())
+        return any(references_segments(v) for v in condition.values())
     if isinstance(condition, list):
-        return any(_references_segments(v) for v in condition)
+        return any(references_segments(v) for v in condition)
     return False
 
 
@@ -209,18 +210,10 @@ def reevaluate(
     return result
 
 
-def reevaluate_task(project_id: str, contact_ids: list[str], depth: int = 0) -> dict[str, int]:
-    """Body of ``tasks.reevaluate_segments``. Entries and exits are events too, and conditions
-    may read them (``event.segment.<slug>.entry``) or other segments' membership: if any tracked
-    segment does, the changed contacts are re-evaluated once more, and no further (no loop)."""
-    result = reevaluate(project_id, contact_ids)
-    if depth < 1 and result.changed_contacts:
-        conditions = tracked_segments(project_id, db_for_write()).values_list(
-            "condition", flat=True
-        )
-        if any(_references_segments(c) for c in conditions):
-            enqueue_reevaluation(project_id, result.changed_contacts, depth=depth + 1)
-    return result.as_dict()
+def reevaluate_task(project_id: str, contact_ids: list[str]) -> dict[str, int]:
+    """Body of ``tasks.reevaluate_segments``. The entries and exits it records are events, so
+    conditions that read segments see them in the next dispatch (:mod:`.dispatch`)."""
+    return reevaluate(project_id, contact_ids).as_dict()
 
 
 # ---------------------------------------------------------------------------------------------
