@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     # After a write that recorded events, how long the dispatch of the project's new events
     # (segment re-evaluation) waits to gather more of them, where the task backend can defer:
     # at most one dispatch task per project per this many seconds and process.
-    "DISPATCH_DELAY_SECONDS": 0.2,
+    "DISPATCH_DELAY_SECONDS": 0.5,
     # How often the periodic tick dispatches every project's new events anyway (a nudge lost
     # with a crashed process); at most once a tick.
     "DISPATCH_SWEEP_SECONDS": 60,
