@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import quote
 from django.db.models import Count, OuterRef, Q, Subquery
@@ -21,10 +21,21 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from ..models import Contact, Event, EventStatistics, Project, Segment, Workflow, WorkflowStep
-from ..services import automation, contacts, events
+from ..models import (
+    Contact,
+    Event,
+    EventStatistics,
+    Project,
+    Segment,
+    Workflow,
+    WorkflowStep,
+    WorkflowTransition,
+)
+from ..services import automation, contacts, events, workflows
 from ..services.projects import create_project
 from ..services.references import condition_event_names
+from ..services.workflow_graph import ActiveExecutions
+from ..workflow_models import ACTIVE_STATUSES
 from .actions import delete_events_with_selected_names, regenerate_project_keys, render_keys
 from .filters import (
     PROJECT_PARAM,
@@ -34,7 +45,7 @@ from .filters import (
     ProjectFilter,
     selected_project,
 )
-from .forms import SegmentForm, WorkflowForm, WorkflowStepForm, WorkflowStepFormSet
+from .forms import SegmentForm, WorkflowForm
 from .paginator import LargeTablePaginator
 from .views import StatsViews
 
@@ -416,25 +427,45 @@ class SegmentAdmin(admin.ModelAdmin):
             automation.delete_segment(segment.project, segment.pk)
 
 
-class WorkflowStepInline(admin.TabularInline):
-    """The steps after the trigger (the TRIGGER step follows the trigger event name)."""
+class ReadOnlyInline(admin.TabularInline):
+    """Shown, not edited: the graph is edited through the API (``/workflows/<id>/steps`` …)."""
 
-    model = WorkflowStep
-    form = WorkflowStepForm
-    formset = WorkflowStepFormSet
-    fields = ("order", "type", "name", "config")
     extra = 0
-    verbose_name = "step"
-    verbose_name_plural = "steps after the trigger"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class WorkflowStepInline(ReadOnlyInline):
+    model = WorkflowStep
+    fields = ("order", "type", "name", "config", "position")
+    readonly_fields = fields
+    ordering = ("order", "id")
+    verbose_name_plural = "steps (the nodes of the graph)"
+
+
+class WorkflowTransitionInline(ReadOnlyInline):
+    model = WorkflowTransition
+    fk_name = "workflow"
+    fields = ("from_step", "to_step", "condition", "wait_outcome", "priority")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    verbose_name_plural = "transitions (the edges of the graph)"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).exclude(type=WorkflowStep.Type.TRIGGER)
+        return super().get_queryset(request).select_related("from_step", "to_step")
 
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
     form = WorkflowForm
-    inlines = [WorkflowStepInline]
+    inlines = [WorkflowStepInline, WorkflowTransitionInline]
     list_display = ("name", "project", "trigger", "enabled", "allow_reentry", "created_at")
     list_filter = ("project", "enabled", "trigger_type")
     search_fields = ("name",)
@@ -470,47 +501,44 @@ class WorkflowAdmin(admin.ModelAdmin):
         return format_html('{} (<a href="{}">statistics</a>)', name, url)
 
     def save_model(self, request, obj, form, change):
-        """Deferred to save_related(): the service writes the workflow and its steps together."""
+        """Written by the service in save_related() (the inlines are read-only)."""
 
     def save_formset(self, request, form, formset, change):
-        """The steps are written by the service in save_related()."""
+        """The inlines are read-only: nothing to save."""
 
     def save_related(self, request, form, formsets, change):
-        steps_formset = next((fs for fs in formsets if fs.model is WorkflowStep), None)
-        steps = steps_formset.steps if steps_formset is not None else None
         cleaned = form.cleaned_data
         values = {k: cleaned[k] for k in ("name", "description", "enabled", "allow_reentry")}
         if change:
-            saved = automation.update_workflow(
+            saved = workflows.update_workflow(
                 form.instance.project,
                 form.instance.pk,
                 event_name=cleaned.get("event_name"),
-                steps=steps,
                 **values,
             )
         else:
-            saved = automation.create_workflow(
-                cleaned["project"],
-                event_name=cleaned["event_name"],
-                steps=steps or (),
-                **values,
+            saved = workflows.create_workflow(
+                cleaned["project"], event_name=cleaned["event_name"], **values
             )
         adopt(form.instance, saved)
-        for fs in formsets:
+        for fs in formsets:  # read by the change message
             fs.new_objects, fs.changed_objects, fs.deleted_objects = [], [], []
 
-    def construct_change_message(self, request, form, formsets, add=False):
-        message = super().construct_change_message(request, form, formsets, add)
-        if not add and any(fs.has_changed() for fs in formsets):
-            message.append({"changed": {"fields": ["steps"]}})
-        return message
+    def has_delete_permission(self, request, obj=None):
+        """Not while the workflow has RUNNING or WAITING executions (the service refuses)."""
+        if obj is not None and obj.executions.filter(status__in=ACTIVE_STATUSES).exists():
+            return False
+        return super().has_delete_permission(request, obj)
 
     def delete_model(self, request, obj):
-        automation.delete_workflow(obj.project, obj.pk)
+        workflows.delete_workflow(obj.project, obj.pk)
 
     def delete_queryset(self, request, queryset):
         for workflow in queryset.select_related("project"):
-            automation.delete_workflow(workflow.project, workflow.pk)
+            try:
+                workflows.delete_workflow(workflow.project, workflow.pk)
+            except ActiveExecutions as refused:
+                self.message_user(request, f"{workflow}: {refused.message}", messages.WARNING)
 
 
 # ---------------------------------------------------------------------------------------------

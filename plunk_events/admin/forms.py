@@ -1,7 +1,7 @@
 """Segment and workflow forms: the API's validation rules, reported as field errors.
 
-Validation is :func:`conditions.validate_condition` and :func:`automation.validate_steps`, the
-functions behind the segment and workflow endpoints. The reference guard
+Validation is :func:`conditions.validate_condition` and the event name rules, the functions
+behind the segment and workflow endpoints. The reference guard
 (:func:`references.guard_new_references`) runs in ``clean()``, which the admin calls inside the
 transaction of the save, so the project lock it takes is held until the write commits.
 """
@@ -13,7 +13,7 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
-from ..models import Segment, Workflow, WorkflowStep
+from ..models import Segment, Workflow
 from ..services import automation, references
 from ..services.errors import Conflict, FieldErrorList, ValidationFailed
 from ..services.validation import check_event_name
@@ -127,72 +127,7 @@ class WorkflowForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         name = cleaned.get("event_name")
-        if name:
-            # Seen by the steps formset (its ``instance``) for the reference guard.
-            self.instance.trigger_type = Workflow.TriggerType.EVENT
-            self.instance.trigger_config = {"eventName": name}
         project = cleaned.get("project") or getattr(self.instance, "project", None)
         if project is not None and name and not self.errors:
             _guard(self, project, {name}, "event_name")
         return cleaned
-
-
-class WorkflowStepFormSet(forms.BaseInlineFormSet):
-    """The steps after the trigger, validated like ``POST /workflows`` validates ``steps``."""
-
-    #: Cleaned steps in order, for ``automation.update_workflow``; set by ``clean()``.
-    steps: list[dict] | None = None
-
-    def _kept_forms(self) -> list[forms.ModelForm]:
-        kept = [
-            f
-            for f in self.forms
-            if f.cleaned_data
-            and not f.cleaned_data.get("DELETE")
-            and (f.instance.pk is not None and not f.instance._state.adding or f.has_changed())
-        ]
-        return sorted(kept, key=lambda f: f.cleaned_data.get("order") or 0)
-
-    def clean(self):
-        super().clean()
-        if any(self.errors):
-            return
-        forms_ = self._kept_forms()
-        raw = [
-            {
-                "type": f.cleaned_data.get("type"),
-                "name": f.cleaned_data.get("name"),
-                "config": f.cleaned_data.get("config"),
-            }
-            for f in forms_
-        ]
-        steps, errors = automation.validate_steps(raw)
-        for error in errors:
-            _, index, *rest = error["field"].split(".")
-            form = forms_[int(index)]
-            field = rest[0] if rest and rest[0] in form.fields else None
-            detail = ".".join(rest[1:])
-            message = f"{detail}: {error['message']}" if detail else error["message"]
-            form.add_error(field, message)
-        if errors:
-            raise ValidationError("Please correct the steps below.")
-        self.steps = steps
-        workflow = self.instance
-        project = getattr(workflow, "project", None) if workflow.project_id else None
-        if project is not None:
-            names = references.workflow_event_names(workflow.trigger_config, steps)
-            _guard(self, project, names, None)
-
-
-class WorkflowStepForm(forms.ModelForm):
-    class Meta:
-        model = WorkflowStep
-        fields = ("order", "type", "name", "config")
-        widgets = {"config": forms.Textarea(attrs={"rows": 2, "cols": 36})}
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The TRIGGER step is made from the workflow's trigger event name.
-        self.fields["type"].choices = [
-            c for c in self.fields["type"].choices if c[0] != WorkflowStep.Type.TRIGGER
-        ]

@@ -3,7 +3,9 @@ what the delete guard of ``DELETE /events/<name>`` depends on.
 
 Secret key only; every error in the envelope; ids of another project, or ids that are not
 UUIDs, answer 404 ``RESOURCE_NOT_FOUND``. Writes go through the services (contacts through the
-event store, segments and workflows through :mod:`plunk_events.services.automation`).
+event store, segments through :mod:`plunk_events.services.automation`, workflows through
+:mod:`plunk_events.services.workflows`; their steps, transitions and executions have their
+routes in :mod:`.workflow_graph` and :mod:`.workflow_executions`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import ViewSet
 
 from ..models import Contact, Segment
-from ..services import automation, contacts
+from ..services import automation, contacts, workflows
 from ..services.errors import FieldErrorList, ValidationFailed, uuid_or_404
 from ..services.validation import MISSING, check_data, check_email, check_subscribed, type_error
 from . import schema
@@ -252,6 +254,30 @@ class SegmentViewSet(PlunkAPIMixin, ViewSet):
 # ---------------------------------------------------------------------------------------------
 # Workflows
 
+WORKFLOW_PREFETCH = ("steps", "transitions")
+
+
+def trigger_event_name(event_name: str | None, trigger_config) -> str | None:
+    """The new trigger event of a PATCH: ``eventName``, or Plunk's ``triggerConfig.eventName``
+    (both may be sent if they agree)."""
+    if trigger_config is MISSING:
+        return event_name
+    errors = FieldErrorList()
+    if not isinstance(trigger_config, dict):
+        type_error(errors, "triggerConfig", "object", trigger_config)
+    else:
+        name = trigger_config.get("eventName", MISSING)
+        if not isinstance(name, str):
+            type_error(errors, "triggerConfig.eventName", "string", name)
+        elif event_name is not None and name.strip() != event_name.strip():
+            message = "Differs from eventName: send one of them"
+            errors.add("triggerConfig.eventName", message, "custom")
+        else:
+            event_name = name
+    if errors:
+        raise ValidationFailed(errors)
+    return event_name
+
 
 class WorkflowViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
     """Event-triggered workflows: the trigger event and every WAIT_FOR_EVENT step's
@@ -281,9 +307,9 @@ class WorkflowViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
     )
     def list_workflows(self, request):
         # Newest first unless ``sort``/``dir`` say otherwise (the FilterSet orders).
-        workflows = self.filter_queryset(self.get_queryset().prefetch_related("steps"))
+        listed = self.filter_queryset(self.get_queryset().prefetch_related(*WORKFLOW_PREFETCH))
         paginator = PagePagination()
-        page = paginator.paginate_queryset(workflows, request, view=self)
+        page = paginator.paginate_queryset(listed, request, view=self)
         return paginator.get_paginated_response(s.WorkflowSerializer(page, many=True).data)
 
     @extend_schema(
@@ -301,7 +327,7 @@ class WorkflowViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
         serializer = s.WorkflowSerializer(data=json_body(request))
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
-        workflow = automation.create_workflow(
+        workflow = workflows.create_workflow(
             self.project,
             name=values["name"],
             event_name=values["eventName"],
@@ -319,7 +345,7 @@ class WorkflowViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
         tags=["Workflows"],
     )
     def retrieve(self, request, pk: str):
-        return Response(s.WorkflowSerializer(automation.get_workflow(self.project, pk)).data)
+        return Response(s.WorkflowSerializer(workflows.get_workflow(self.project, pk)).data)
 
     @extend_schema(
         operation_id="updateWorkflow",
@@ -329,21 +355,29 @@ class WorkflowViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
             200: s.WorkflowSerializer,
             **schema.ERRORS_401_SECRET,
             **schema.ERRORS_404,
-            **schema.ERRORS_409_REFERENCE_DELETING,
+            409: schema.error_doc(
+                "An event name the new state references is being deleted by a live worker "
+                "(CONFLICT, `error.details.deletions`), or the trigger changes while the enabled "
+                "workflow has active executions, or `steps` would replace steps executions are on "
+                "(ACTIVE_EXECUTIONS, `error.details.activeExecutions`)"
+            ),
             **schema.ERRORS_BODY_422,
         },
         tags=["Workflows"],
     )
     def partial_update(self, request, pk: str):
-        automation.get_workflow(self.project, pk)
+        workflows.get_workflow(self.project, pk)
         serializer = s.WorkflowSerializer(data=json_body(request), partial=True)
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
         steps = values.pop("steps", None)
-        workflow = automation.update_workflow(
+        event_name = trigger_event_name(
+            values.pop("eventName", None), values.pop("trigger_config", MISSING)
+        )
+        workflow = workflows.update_workflow(
             self.project,
             pk,
-            event_name=values.pop("eventName", None),
+            event_name=event_name,
             steps=[dict(step) for step in steps] if steps is not None else None,
             **values,
         )
@@ -352,9 +386,17 @@ class WorkflowViewSet(FilterSetViewMixin, PlunkAPIMixin, ViewSet):
     @extend_schema(
         operation_id="deleteWorkflow",
         parameters=[id_parameter("workflow")],
-        responses={204: None, **schema.ERRORS_401_SECRET, **schema.ERRORS_404},
+        responses={
+            204: None,
+            **schema.ERRORS_401_SECRET,
+            **schema.ERRORS_404,
+            409: schema.error_doc(
+                "The workflow has RUNNING or WAITING executions (ACTIVE_EXECUTIONS): wait for "
+                "them or cancel them first"
+            ),
+        },
         tags=["Workflows"],
     )
     def destroy(self, request, pk: str):
-        automation.delete_workflow(self.project, pk)
+        workflows.delete_workflow(self.project, pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Segment, WorkflowStep
+from ..models import Segment, WorkflowStep, WorkflowTransition
 from .formatting import iso_timestamp
 
 
@@ -27,6 +27,15 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class NamedChoiceField(serializers.ChoiceField):
+    """A choice field whose enum is the schema component ``enum_name`` (``api/openapi.py``), so
+    the choice sets of fields that share a name (``type``, ``status``) never collide."""
+
+    def __init__(self, *, enum_name: str, **kwargs):
+        self.enum_name = enum_name
+        super().__init__(**kwargs)
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -145,15 +154,58 @@ class SegmentSerializer(serializers.Serializer):
 # Workflows
 
 
+class PositionSerializer(serializers.Serializer):
+    x = serializers.FloatField()
+    y = serializers.FloatField()
+
+
+@extend_schema_field(PositionSerializer)
+class PositionField(serializers.JSONField):
+    """Where the builder draws a step: ``{x, y}`` (checked by the graph service)."""
+
+
+STEP_CONFIG_HELP = (
+    "By type: WAIT_FOR_EVENT `{eventName, timeout?}` (seconds, at most 31536000); DELAY "
+    "`{amount, unit}` (minutes|hours|days, at most 365 days); CONDITION `{field, operator, "
+    "value?}` or `{mode: 'multi', field, branches: [{id, name, operator, value?}]}`; WEBHOOK "
+    "`{url, method?, headers?, body?}`; UPDATE_CONTACT `{updates?, subscriptionAction?}`; EXIT "
+    "`{reason?}`; SEND_EMAIL `{templateId?}`."
+)
+
+
 class WorkflowStepSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
-    type = serializers.ChoiceField(choices=WorkflowStep.Type.choices)
+    type = NamedChoiceField(choices=WorkflowStep.Type.choices, enum_name="WorkflowStepType")
     name = StrictCharField(min_length=1, max_length=100)
-    config = serializers.DictField(
-        required=False,
-        help_text="WAIT_FOR_EVENT: `{eventName, timeout?}` (seconds, at most 31536000); "
-        "DELAY: `{amount, unit}` with unit minutes|hours|days, at most 365 days.",
+    position = PositionField(read_only=True)
+    config = serializers.DictField(required=False, help_text=STEP_CONFIG_HELP)
+
+
+class BranchSerializer(serializers.Serializer):
+    branch = serializers.CharField(
+        help_text="`yes`/`no`, or a multi-branch id or `default`, of the CONDITION step left."
     )
+
+
+@extend_schema_field(BranchSerializer)
+class BranchField(serializers.JSONField):
+    """``{branch}`` leaving a CONDITION step, else null (checked by the graph service)."""
+
+
+class WorkflowTransitionSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    fromStepId = serializers.UUIDField(source="from_step_id")
+    toStepId = serializers.UUIDField(source="to_step_id")
+    condition = BranchField(allow_null=True)
+    waitOutcome = NamedChoiceField(
+        enum_name="WaitOutcome",
+        source="wait_outcome",
+        choices=WorkflowTransition.WaitOutcome.choices,
+        allow_null=True,
+        help_text="Leaving a WAIT_FOR_EVENT step: taken when the event arrives, or on timeout.",
+    )
+    priority = serializers.IntegerField(min_value=0, help_text="Lower is tried first.")
+    createdAt = TimestampField(source="created_at", read_only=True)
 
 
 class WorkflowSerializer(serializers.Serializer):
@@ -167,13 +219,20 @@ class WorkflowSerializer(serializers.Serializer):
     )
     enabled = StrictBooleanField(required=False)
     triggerType = serializers.CharField(source="trigger_type", read_only=True)
-    triggerConfig = TriggerConfigField(source="trigger_config", read_only=True)
+    triggerConfig = TriggerConfigField(
+        source="trigger_config",
+        required=False,
+        help_text="On PATCH, `{eventName}` does what `eventName` does (Plunk's field).",
+    )
     allowReentry = StrictBooleanField(source="allow_reentry", required=False)
     steps = WorkflowStepSerializer(
         many=True,
         required=False,
-        help_text="Steps after the automatic TRIGGER step; on PATCH they replace them.",
+        help_text="Steps after the automatic TRIGGER step, chained in this order (a CONDITION "
+        "leads on by its `yes` branch, a WAIT_FOR_EVENT by both outcomes; nothing may follow "
+        "an EXIT). On PATCH they replace every step after the trigger.",
     )
+    transitions = WorkflowTransitionSerializer(many=True, read_only=True)
     createdAt = TimestampField(source="created_at", read_only=True)
     updatedAt = TimestampField(source="updated_at", read_only=True)
 

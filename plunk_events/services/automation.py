@@ -1,4 +1,4 @@
-"""Segments and workflows: the writes that can add references to event names.
+"""Segments: the writes that can add references to event names (workflows: :mod:`.workflows`).
 
 Every create, update and delete runs in one transaction that first calls
 :func:`references.guard_new_references` with the event names the new state references. That
@@ -10,25 +10,17 @@ never appear between the guard's check and the deletion, and names being deleted
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db import transaction
-from django.db.models import Prefetch
 
-from ..models import Project, Segment, Workflow, WorkflowStep
+from ..models import Project, Segment
 from . import deletion, references, segment_query
 from .conditions import validate_condition
 from .db import db_for_write, project_object_or_404
-from .errors import FieldErrorList, ValidationFailed
+from .errors import ValidationFailed
 from .reevaluation import segment_written
-from .validation import MISSING, check_event_name, enum_message, type_error
-
-#: Longest WAIT_FOR_EVENT timeout and DELAY, in seconds (one year / 365 days, as Plunk).
-MAX_WAIT_TIMEOUT_SECONDS = 31_536_000
-MAX_DELAY_SECONDS = 365 * 24 * 3600
-DELAY_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
-STEP_NAME_MAX_LENGTH = 100
 
 T = TypeVar("T")
 
@@ -50,7 +42,7 @@ def finish_abandoned_deletions(refused: references.DeletionRunning) -> bool:
     return all(deletion.resume_deletion(job) is not None for job in refused.jobs)
 
 
-def _finishing_abandoned_deletions(write: Callable[..., T]) -> Callable[..., T]:
+def finishing_abandoned_deletions(write: Callable[..., T]) -> Callable[..., T]:
     """Run a segment or workflow write; when a deletion job whose worker is gone refuses it,
     finish that job (outside the write's transaction) and run the write again."""
 
@@ -115,7 +107,7 @@ def live_member_count(project: Project, condition: dict, *, segment_id: Any = No
     return segment_query.contacts_matching(project, condition).count()
 
 
-@_finishing_abandoned_deletions
+@finishing_abandoned_deletions
 def create_segment(
     project: Project,
     *,
@@ -147,7 +139,7 @@ def create_segment(
 SEGMENT_FIELDS = ("name", "description", "type", "condition", "track_membership")
 
 
-@_finishing_abandoned_deletions
+@finishing_abandoned_deletions
 def update_segment(project: Project, segment_id: Any, **changes: Any) -> Segment:
     """Apply ``changes`` (any of ``SEGMENT_FIELDS``); a condition is re-validated whenever the
     segment ends up DYNAMIC, and dropped when it ends up STATIC."""
@@ -193,232 +185,3 @@ def delete_segment(project: Project, segment_id: Any) -> None:
     with transaction.atomic(using=alias):
         references.lock_project(project)  # deletes serialise with the delete guard too
         get_segment(project, segment_id, using=alias).delete(using=alias)
-
-
-# ---------------------------------------------------------------------------------------------
-# Workflows
-
-
-def get_workflow(project: Project, workflow_id: Any, *, using: str | None = None) -> Workflow:
-    steps = Prefetch("steps", queryset=WorkflowStep.objects.using(using).order_by("order"))
-    workflows = Workflow.objects.using(using).prefetch_related(steps)
-    return project_object_or_404(workflows, project, workflow_id, "Workflow")
-
-
-def _check_step_config(errors: FieldErrorList, step_type: str, config: dict, path: str) -> dict:
-    """Type-specific rules; returns the config to store (WAIT_FOR_EVENT's name trimmed)."""
-    if step_type == WorkflowStep.Type.WAIT_FOR_EVENT:
-        name = check_event_name(
-            errors, config.get("eventName", MISSING), f"{path}.eventName", trim=True
-        )
-        timeout = config.get("timeout")
-        if timeout is not None:
-            if not isinstance(timeout, int) or isinstance(timeout, bool):
-                type_error(errors, f"{path}.timeout", "integer", timeout)
-            elif not 0 < timeout <= MAX_WAIT_TIMEOUT_SECONDS:
-                errors.add(
-                    f"{path}.timeout",
-                    f"Timeout must be between 1 and {MAX_WAIT_TIMEOUT_SECONDS} seconds",
-                    "too_big" if timeout > 0 else "too_small",
-                )
-        if name is not None:
-            config = {**config, "eventName": name}
-    elif step_type == WorkflowStep.Type.DELAY:
-        amount = config.get("amount", MISSING)
-        unit = config.get("unit", MISSING)
-        if not isinstance(amount, int | float) or isinstance(amount, bool):
-            type_error(errors, f"{path}.amount", "number", amount)
-            amount = None
-        elif amount <= 0:
-            errors.add(f"{path}.amount", "Number must be greater than 0", "too_small")
-            amount = None
-        if unit not in DELAY_UNITS:
-            if isinstance(unit, str):
-                errors.add(f"{path}.unit", enum_message(DELAY_UNITS, unit), "invalid_enum_value")
-            else:
-                type_error(errors, f"{path}.unit", "string", unit)
-        elif amount is not None and amount * DELAY_UNITS[unit] > MAX_DELAY_SECONDS:
-            errors.add(f"{path}.amount", "Delay must be at most 365 days", "too_big")
-    return config
-
-
-def validate_steps(steps: Any, field: str = "steps") -> tuple[list[dict], list[dict]]:
-    """Check the steps that follow the trigger; returns ``(steps to store, errors)``.
-
-    The TRIGGER step is made from the workflow's ``eventName``, so none may be sent.
-    """
-    errors = FieldErrorList()
-    if not isinstance(steps, list):
-        type_error(errors, field, "array", steps)
-        return [], list(errors)
-    clean = []
-    for index, step in enumerate(steps):
-        path = f"{field}.{index}"
-        if not isinstance(step, dict):
-            type_error(errors, path, "object", step)
-            continue
-        step_type = step.get("type", MISSING)
-        if step_type == WorkflowStep.Type.TRIGGER:
-            errors.add(
-                f"{path}.type",
-                "The TRIGGER step is created from eventName; send only the steps after it",
-                "custom",
-            )
-        elif step_type not in WorkflowStep.Type.values:
-            if isinstance(step_type, str):
-                errors.add(
-                    f"{path}.type",
-                    enum_message(WorkflowStep.Type.values, step_type),
-                    "invalid_enum_value",
-                )
-            else:
-                type_error(errors, f"{path}.type", "string", step_type)
-        name = step.get("name", MISSING)
-        if not isinstance(name, str):
-            type_error(errors, f"{path}.name", "string", name)
-        elif not name.strip() or len(name) > STEP_NAME_MAX_LENGTH:
-            errors.add(
-                f"{path}.name",
-                f"String must contain 1 to {STEP_NAME_MAX_LENGTH} character(s)",
-                "too_big" if name.strip() else "too_small",
-            )
-        config = step.get("config")
-        if config is None:
-            config = {}
-        if not isinstance(config, dict):
-            type_error(errors, f"{path}.config", "object", config)
-            continue
-        if isinstance(step_type, str):
-            config = _check_step_config(errors, step_type, config, f"{path}.config")
-        clean.append({"type": step_type, "name": name, "config": config})
-    return clean, list(errors)
-
-
-def _steps_or_raise(steps: Iterable[dict]) -> list[dict]:
-    clean, errors = validate_steps(list(steps))
-    if errors:
-        raise ValidationFailed(errors)
-    return clean
-
-
-def _event_name_or_raise(value: Any) -> str:
-    errors = FieldErrorList()
-    name = check_event_name(errors, value, "eventName", trim=True)
-    if errors:
-        raise ValidationFailed(errors)
-    return name
-
-
-def _trigger_step_values(event_name: str) -> dict[str, Any]:
-    return {
-        "type": WorkflowStep.Type.TRIGGER,
-        "name": f"Trigger: {event_name}"[:STEP_NAME_MAX_LENGTH],
-        "config": {"eventName": event_name},
-    }
-
-
-def _create_steps(alias: str, workflow: Workflow, steps: list[dict], first_order: int) -> None:
-    WorkflowStep.objects.using(alias).bulk_create(
-        [
-            WorkflowStep(project_id=workflow.project_id, workflow=workflow, order=order, **step)
-            for order, step in enumerate(steps, start=first_order)
-        ]
-    )
-
-
-@_finishing_abandoned_deletions
-def create_workflow(
-    project: Project,
-    *,
-    name: str,
-    event_name: str,
-    description: str | None = None,
-    enabled: bool = False,
-    allow_reentry: bool = False,
-    steps: Iterable[dict] = (),
-) -> Workflow:
-    """An EVENT workflow on ``event_name`` (trimmed) with its automatic TRIGGER step first."""
-    event_name = _event_name_or_raise(event_name)
-    steps = _steps_or_raise(steps)
-    trigger_config = {"eventName": event_name}
-    alias = db_for_write()
-    with transaction.atomic(using=alias):
-        references.guard_new_references(
-            project, references.workflow_event_names(trigger_config, steps)
-        )
-        workflow = Workflow.objects.using(alias).create(
-            project=project,
-            name=name,
-            description=description,
-            enabled=enabled,
-            trigger_type=Workflow.TriggerType.EVENT,
-            trigger_config=trigger_config,
-            allow_reentry=allow_reentry,
-        )
-        _create_steps(alias, workflow, [_trigger_step_values(event_name), *steps], first_order=0)
-    return get_workflow(project, workflow.pk, using=alias)
-
-
-WORKFLOW_FIELDS = ("name", "description", "enabled", "allow_reentry")
-
-
-@_finishing_abandoned_deletions
-def update_workflow(
-    project: Project,
-    workflow_id: Any,
-    *,
-    event_name: str | None = None,
-    steps: Iterable[dict] | None = None,
-    **changes: Any,
-) -> Workflow:
-    """Apply ``changes`` (any of ``WORKFLOW_FIELDS``); a new ``event_name`` re-points the trigger
-    and its TRIGGER step; ``steps`` replace every step after the trigger."""
-    unknown = set(changes) - set(WORKFLOW_FIELDS)
-    if unknown:
-        raise TypeError(f"unknown workflow fields: {sorted(unknown)}")
-    if event_name is not None:
-        event_name = _event_name_or_raise(event_name)
-    if steps is not None:
-        steps = _steps_or_raise(steps)
-    alias = db_for_write()
-    with transaction.atomic(using=alias):
-        references.lock_project(project)
-        workflow = get_workflow(project, workflow_id, using=alias)
-        current_steps = list(workflow.steps.all())
-        if event_name is not None:
-            workflow.trigger_type = Workflow.TriggerType.EVENT
-            workflow.trigger_config = {"eventName": event_name}
-        kept_steps = steps
-        if kept_steps is None:
-            kept_steps = [
-                {"type": s.type, "config": s.config}
-                for s in current_steps
-                if s.type != WorkflowStep.Type.TRIGGER
-            ]
-        references.guard_new_references(
-            project, references.workflow_event_names(workflow.trigger_config, kept_steps)
-        )
-        for key, value in changes.items():
-            setattr(workflow, key, value)
-        workflow.save(using=alias)
-        workflow_steps = WorkflowStep.objects.using(alias).filter(
-            project=project, workflow=workflow
-        )
-        if event_name is not None:
-            trigger = _trigger_step_values(event_name)
-            updated = workflow_steps.filter(type=WorkflowStep.Type.TRIGGER).update(
-                name=trigger["name"], config=trigger["config"]
-            )
-            if not updated:
-                _create_steps(alias, workflow, [trigger], first_order=0)
-        if steps is not None:
-            workflow_steps.exclude(type=WorkflowStep.Type.TRIGGER).delete()
-            _create_steps(alias, workflow, steps, first_order=1)
-    return get_workflow(project, workflow.pk, using=alias)
-
-
-def delete_workflow(project: Project, workflow_id: Any) -> None:
-    alias = db_for_write()
-    with transaction.atomic(using=alias):
-        references.lock_project(project)  # deletes serialise with the delete guard too
-        get_workflow(project, workflow_id, using=alias).delete(using=alias)

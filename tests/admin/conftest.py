@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from plunk_events.models import Contact, Event, Project
-from plunk_events.services import automation
+from plunk_events.services import automation, workflows
 
 
 def seed_events(
@@ -83,7 +83,7 @@ def referenced(project):
             "groups": [{"filters": [{"field": "event.signup", "operator": "triggered"}]}],
         },
     )
-    workflow = automation.create_workflow(project, name="Thank buyers", event_name="purchase")
+    workflow = workflows.create_workflow(project, name="Thank buyers", event_name="purchase")
     return segment, workflow
 
 

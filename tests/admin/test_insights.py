@@ -11,7 +11,7 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from plunk_events.models import Event, EventNameTotal, Workflow
-from plunk_events.services import automation, insights, rollups
+from plunk_events.services import automation, insights, rollups, workflows
 from plunk_events.services.references import find_references, references_by_name
 
 
@@ -40,8 +40,8 @@ def test_references_by_name_follows_the_guard_rule_for_many_names(project, other
     automation.create_segment(project, name="Alpha", condition=nested)
     automation.create_segment(project, name="Static", type="STATIC")
     automation.create_segment(other_project, name="Elsewhere", condition=nested)
-    automation.create_workflow(project, name="First", event_name="b")
-    automation.create_workflow(
+    workflows.create_workflow(project, name="First", event_name="b")
+    workflows.create_workflow(
         project,
         name="Waits",
         event_name="c",
@@ -50,7 +50,7 @@ def test_references_by_name_follows_the_guard_rule_for_many_names(project, other
             {"type": "WAIT_FOR_EVENT", "name": "w2", "config": {"eventName": "a"}},
         ],
     )
-    disabled = automation.create_workflow(project, name="Off", event_name="a", enabled=False)
+    disabled = workflows.create_workflow(project, name="Off", event_name="a", enabled=False)
     Workflow.objects.filter(pk=disabled.pk).update(enabled=False)
     names = ["a", "b", "c", "d", "email.opened"]
     batch = references_by_name(project, names)

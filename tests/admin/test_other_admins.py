@@ -19,10 +19,11 @@ from plunk_events.models import (
     Project,
     Segment,
     Workflow,
+    WorkflowExecution,
     WorkflowStep,
     hash_key,
 )
-from plunk_events.services import automation, events
+from plunk_events.services import events, workflows
 
 
 def messages_of(response) -> list[str]:
@@ -248,45 +249,34 @@ def test_segment_change_and_delete(admin_client, project, referenced):
 # Workflows
 
 
-def workflow_form(project, steps=(), initial=0, **overrides) -> dict:
+def workflow_form(project, **overrides) -> dict:
     data = {
         "project": str(project.pk),
         "name": "Onboarding",
         "description": "",
         "event_name": "  signup  ",
         "enabled": "on",
-        "steps-TOTAL_FORMS": str(len(steps)),
-        "steps-INITIAL_FORMS": str(initial),
-        "steps-MIN_NUM_FORMS": "0",
-        "steps-MAX_NUM_FORMS": "1000",
     }
-    for i, step in enumerate(steps):
-        for key, value in step.items():
-            data[f"steps-{i}-{key}"] = json.dumps(value) if key == "config" else value
+    for inline in ("steps", "transitions"):  # read-only inlines still post their management forms
+        data.update(
+            {
+                f"{inline}-TOTAL_FORMS": "0",
+                f"{inline}-INITIAL_FORMS": "0",
+                f"{inline}-MIN_NUM_FORMS": "0",
+                f"{inline}-MAX_NUM_FORMS": "1000",
+            }
+        )
     data.update(overrides)
     return data
 
 
-def test_workflow_add_with_steps_goes_through_the_service(admin_client, project):
-    steps = [
-        {"order": "2", "type": "SEND_EMAIL", "name": "Welcome", "config": {"template": "w"}},
-        {
-            "order": "1",
-            "type": "WAIT_FOR_EVENT",
-            "name": "Wait",
-            "config": {"eventName": " verified ", "timeout": 3600},
-        },
-    ]
-    response = admin_client.post(
-        reverse("admin:plunk_events_workflow_add"), workflow_form(project, steps)
-    )
+def test_workflow_add_goes_through_the_service(admin_client, project):
+    response = admin_client.post(reverse("admin:plunk_events_workflow_add"), workflow_form(project))
     assert response.status_code == 302, response.context and response.context["errors"]
     workflow = Workflow.objects.get()
     assert workflow.trigger_config == {"eventName": "signup"} and workflow.enabled
     assert [(s.type, s.name, s.config, s.order) for s in workflow.steps.all()] == [
         ("TRIGGER", "Trigger: signup", {"eventName": "signup"}, 0),
-        ("WAIT_FOR_EVENT", "Wait", {"eventName": "verified", "timeout": 3600}, 1),
-        ("SEND_EMAIL", "Welcome", {"template": "w"}, 2),
     ]
     assert set(WorkflowStep.objects.values_list("project_id", flat=True)) == {project.pk}
 
@@ -294,63 +284,73 @@ def test_workflow_add_with_steps_goes_through_the_service(admin_client, project)
     url = reverse("admin:plunk_events_event_name_stats", args=[project.pk, "signup"])
     assert f'<a href="{url}">signup</a>' in listing
     change = admin_client.get(reverse("admin:plunk_events_workflow_change", args=[workflow.pk]))
-    html = change.content.decode()
-    assert f'signup (<a href="{url}">statistics</a>)' in html
-    assert "Trigger: signup" not in html  # the TRIGGER step follows the trigger name
+    assert f'signup (<a href="{url}">statistics</a>)' in change.content.decode()
 
 
-def test_workflow_step_errors_are_field_level(admin_client, project):
-    steps = [{"order": "1", "type": "WAIT_FOR_EVENT", "name": "Wait", "config": {"timeout": 0}}]
-    response = admin_client.post(
-        reverse("admin:plunk_events_workflow_add"), workflow_form(project, steps)
+def test_workflow_graph_is_shown_read_only(admin_client, project):
+    workflow = workflows.create_workflow(
+        project,
+        name="Buyers",
+        event_name="purchase",
+        steps=[
+            {"type": "WAIT_FOR_EVENT", "name": "Wait for a review", "config": {"eventName": "review", "timeout": 60}},
+            {"type": "EXIT", "name": "Done"},
+        ],
+    )  # fmt: skip
+    url = reverse("admin:plunk_events_workflow_change", args=[workflow.pk])
+    response = admin_client.get(url)
+    steps, transitions = (fs.formset for fs in response.context["inline_admin_formsets"])
+    assert [f.instance.name for f in steps.forms] == [
+        "Trigger: purchase",
+        "Wait for a review",
+        "Done",
+    ]
+    assert [(f.instance.from_step.name, f.instance.to_step.name, f.instance.wait_outcome) for f in transitions.forms] == [
+        ("Trigger: purchase", "Wait for a review", None),
+        ("Wait for a review", "Done", "EVENT"),
+        ("Wait for a review", "Done", "TIMEOUT"),
+    ]  # fmt: skip
+    for inline in response.context["inline_admin_formsets"]:
+        assert not inline.has_add_permission and not inline.has_change_permission
+        assert not inline.has_delete_permission
+    assert 'name="steps-0-name"' not in response.content.decode()
+    # A forged inline row changes nothing: the inlines are not editable.
+    step = workflow.steps.get(type="EXIT")
+    forged = workflow_form(
+        project,
+        name="Buyers",
+        event_name="purchase",
+        **{
+            "steps-TOTAL_FORMS": "1",
+            "steps-INITIAL_FORMS": "1",
+            "steps-0-id": str(step.pk),
+            "steps-0-workflow": str(workflow.pk),
+            "steps-0-name": "Renamed",
+        },
     )
-    assert response.status_code == 200
-    formset = response.context["inline_admin_formsets"][0].formset
-    assert formset.forms[0].errors == {
-        "config": ["eventName: Required", "timeout: Timeout must be between 1 and 31536000 seconds"]
-    }
-    blank = admin_client.post(
-        reverse("admin:plunk_events_workflow_add"), workflow_form(project, event_name="   ")
-    )
-    assert blank.context["adminform"].form.errors["event_name"]
-    assert not Workflow.objects.exists()
+    assert admin_client.post(url, forged).status_code == 302
+    assert WorkflowStep.objects.get(pk=step.pk).name == "Done"
 
 
-def test_workflow_change_updates_trigger_and_steps(admin_client, project):
-    workflow = automation.create_workflow(
+def test_workflow_change_updates_the_trigger_and_keeps_the_graph(admin_client, project):
+    workflow = workflows.create_workflow(
         project,
         name="Buyers",
         event_name="purchase",
         steps=[{"type": "WAIT_FOR_EVENT", "name": "Wait", "config": {"eventName": "review"}}],
     )
-    step = workflow.steps.get(type="WAIT_FOR_EVENT")
+    edges = set(workflow.transitions.values_list("from_step", "to_step", "wait_outcome"))
     url = reverse("admin:plunk_events_workflow_change", args=[workflow.pk])
-    form = workflow_form(
-        project,
-        [
-            {
-                "id": str(step.pk),
-                "workflow": str(workflow.pk),
-                "order": "1",
-                "type": "WAIT_FOR_EVENT",
-                "name": "Wait longer",
-                "config": {"eventName": "review", "timeout": 60},
-            }
-        ],
-        initial=1,
-        name="Buyers",
-        event_name="order",
-    )
-    response = admin_client.post(url, form)
+    response = admin_client.post(url, workflow_form(project, name="Buyers", event_name="order"))
     assert response.status_code == 302, response.context and response.context["errors"]
     workflow.refresh_from_db()
     assert workflow.trigger_config == {"eventName": "order"}
     assert [(s.type, s.name, s.config) for s in workflow.steps.all()] == [
         ("TRIGGER", "Trigger: order", {"eventName": "order"}),
-        ("WAIT_FOR_EVENT", "Wait longer", {"eventName": "review", "timeout": 60}),
+        ("WAIT_FOR_EVENT", "Wait", {"eventName": "review"}),
     ]
-    entry = LogEntry.objects.get(action_flag=CHANGE)
-    assert "steps" in entry.get_change_message()
+    assert set(workflow.transitions.values_list("from_step", "to_step", "wait_outcome")) == edges
+    assert LogEntry.objects.get(action_flag=CHANGE).object_id == str(workflow.pk)
 
 
 def test_workflow_cannot_reference_a_name_being_deleted(admin_client, project):
@@ -362,16 +362,30 @@ def test_workflow_cannot_reference_a_name_being_deleted(admin_client, project):
     assert response.context["adminform"].form.errors == {
         "event_name": ['Event "signup" is being deleted and cannot be referenced']
     }
-    EventDeletion.objects.update(name="review")
-    steps = [
-        {"order": "1", "type": "WAIT_FOR_EVENT", "name": "W", "config": {"eventName": "review"}}
-    ]
-    response = admin_client.post(
-        reverse("admin:plunk_events_workflow_add"), workflow_form(project, steps)
+    blank = admin_client.post(
+        reverse("admin:plunk_events_workflow_add"), workflow_form(project, event_name="   ")
     )
-    formset = response.context["inline_admin_formsets"][0].formset
-    assert formset.non_form_errors() == ['Event "review" is being deleted and cannot be referenced']
+    assert blank.context["adminform"].form.errors["event_name"]
     assert not Workflow.objects.exists()
+
+
+def test_a_workflow_with_active_executions_cannot_be_deleted(admin_client, project, referenced):
+    workflow = referenced[1]
+    contact = Contact.objects.create(project=project, email="run@example.com")
+    run = WorkflowExecution.objects.create(
+        project=project, workflow=workflow, contact=contact, status="WAITING"
+    )
+    url = reverse("admin:plunk_events_workflow_delete", args=[workflow.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:plunk_events_workflow_changelist")
+    bulk = {"action": "delete_selected", "_selected_action": [str(workflow.pk)], "post": "yes"}
+    assert admin_client.post(changelist, bulk).status_code == 403
+    assert Workflow.objects.filter(pk=workflow.pk).exists()
+    run.status = "COMPLETED"
+    run.save()
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not Workflow.objects.filter(pk=workflow.pk).exists()
+    assert not WorkflowExecution.objects.filter(pk=run.pk).exists()
 
 
 def test_workflow_delete_goes_through_the_service(admin_client, project, referenced):

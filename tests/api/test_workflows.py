@@ -1,4 +1,8 @@
-"""``/workflows``: create with the automatic TRIGGER step, steps, paging, the delete guard."""
+"""``/workflows``: create with the automatic TRIGGER step, steps, paging, the delete guard.
+
+Steps, transitions and executions have their own routes (``test_workflow_graph.py``,
+``test_workflow_executions.py``); here ``steps`` is the linear-chain convenience of POST and
+PATCH."""
 
 from __future__ import annotations
 
@@ -18,7 +22,11 @@ pytestmark = pytest.mark.django_db
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 WAIT = {"type": "WAIT_FOR_EVENT", "name": "Wait for payment", "config": {"eventName": "paid"}}
-EMAIL = {"type": "SEND_EMAIL", "name": "Welcome", "config": {"templateId": "t1"}}
+EMAIL = {
+    "type": "SEND_EMAIL",
+    "name": "Welcome",
+    "config": {"templateId": "8c1f6a52-1f0e-4d2b-9a7e-3f5b2d1c0e9a"},
+}
 DELAY = {"type": "DELAY", "name": "Two days", "config": {"amount": 2, "unit": "days"}}
 
 
@@ -29,7 +37,18 @@ def create(sk, **body):
 
 
 def public_steps(body) -> list[dict]:
-    return [{k: v for k, v in step.items() if k != "id"} for step in body["steps"]]
+    return [
+        {k: v for k, v in step.items() if k not in ("id", "position")} for step in body["steps"]
+    ]
+
+
+def chain(body) -> list[tuple]:
+    """The transitions as (from step index, to step index, condition, waitOutcome)."""
+    index = {step["id"]: i for i, step in enumerate(body["steps"])}
+    return [
+        (index[t["fromStepId"]], index[t["toStepId"]], t["condition"], t["waitOutcome"])
+        for t in body["transitions"]
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,6 +67,7 @@ def test_create_makes_an_event_workflow_with_its_trigger_step_first(sk, project)
     body = response.json()
     workflow = Workflow.objects.get(project=project)
     steps = list(workflow.steps.all())
+    edges = list(workflow.transitions.order_by("created_at", "id"))
     assert body == {
         "id": str(workflow.id),
         "name": "Onboarding",
@@ -58,17 +78,24 @@ def test_create_makes_an_event_workflow_with_its_trigger_step_first(sk, project)
         "allowReentry": False,
         "steps": [
             {"id": str(steps[0].id), "type": "TRIGGER", "name": "Trigger: user.signup",
-             "config": {"eventName": "user.signup"}},
-            {"id": str(steps[1].id), **EMAIL},
-            {"id": str(steps[2].id), **DELAY},
-            {"id": str(steps[3].id), **WAIT},
+             "position": {"x": 0, "y": 0}, "config": {"eventName": "user.signup"}},
+            {"id": str(steps[1].id), **EMAIL, "position": {"x": 0, "y": 150}},
+            {"id": str(steps[2].id), **DELAY, "position": {"x": 0, "y": 300}},
+            {"id": str(steps[3].id), **WAIT, "position": {"x": 0, "y": 450}},
+        ],
+        "transitions": [
+            {"id": str(edge.id), "fromStepId": str(steps[i].id), "toStepId": str(steps[i + 1].id),
+             "condition": None, "waitOutcome": None, "priority": 0,
+             "createdAt": iso_timestamp(edge.created_at)}
+            for i, edge in enumerate(edges)
         ],
         "createdAt": body["createdAt"],
         "updatedAt": body["updatedAt"],
     }  # fmt: skip
+    assert len(edges) == 3
     assert ISO_MS.match(body["createdAt"]) and ISO_MS.match(body["updatedAt"])
     assert [s.order for s in steps] == [0, 1, 2, 3]
-    assert all(s.project_id == project.id for s in steps)
+    assert all(s.project_id == project.id for s in steps + edges)
 
 
 def test_create_minimal_and_flags(sk):
@@ -207,9 +234,10 @@ def test_patch_fields_event_name_and_steps(sk):
     assert body["triggerConfig"] == {"eventName": "signed_up"}
     assert body["steps"][0] == {
         "id": trigger_id, "type": "TRIGGER", "name": "Trigger: signed_up",
-        "config": {"eventName": "signed_up"},
+        "position": {"x": 0, "y": 0}, "config": {"eventName": "signed_up"},
     }  # fmt: skip
     assert body["steps"][1:] == created["steps"][1:]
+    assert body["transitions"] == created["transitions"]
 
     body = sk.patch(url, {"steps": [DELAY]}, format="json").json()
     assert public_steps(body) == [
@@ -217,10 +245,20 @@ def test_patch_fields_event_name_and_steps(sk):
         DELAY,
     ]
     assert body["steps"][0]["id"] == trigger_id
+    assert chain(body) == [(0, 1, None, None)]
     assert sk.get(url).json() == body
+
+    timed_wait = {**WAIT, "config": {"eventName": "paid", "timeout": 9}}
+    body = sk.patch(url, {"steps": [timed_wait, DELAY]}, format="json").json()
+    assert chain(body) == [
+        (0, 1, None, None),
+        (1, 2, None, "EVENT"),
+        (1, 2, None, "TIMEOUT"),
+    ]
 
     body = sk.patch(url, {"steps": []}, format="json").json()
     assert [s["type"] for s in body["steps"]] == ["TRIGGER"]
+    assert body["transitions"] == []
 
 
 def test_patch_validation_error_changes_nothing(sk):

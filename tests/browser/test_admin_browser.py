@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from plunk_events.models import Event, hash_key
-from plunk_events.services import automation
+from plunk_events.services import automation, workflows
 from plunk_events.services.projects import create_project
 from tests.admin.conftest import seed_events
 
@@ -49,7 +49,7 @@ def site(live_server):
             ],
         },
     )
-    workflow = automation.create_workflow(
+    workflow = workflows.create_workflow(
         project,
         name="Thank buyers",
         event_name="purchase",

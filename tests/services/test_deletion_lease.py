@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from plunk_events.api.formatting import iso_timestamp
 from plunk_events.models import Contact, Event, EventDeletion
-from plunk_events.services import automation, deletion, rollups
+from plunk_events.services import automation, deletion, rollups, workflows
 from plunk_events.services.errors import Conflict
 from tests.concurrency import run_at_once
 from tests.deletion_jobs import killed_job
@@ -135,7 +135,7 @@ def test_a_write_naming_a_live_job_is_refused_and_touches_nothing(project):
     dead = killed_job(project, "dead", batches=1)
     steps = [{"type": "WAIT_FOR_EVENT", "name": "w", "config": {"eventName": "live"}}]
     with pytest.raises(Conflict) as refused:
-        automation.create_workflow(project, name="wf", event_name="dead", steps=steps)
+        workflows.create_workflow(project, name="wf", event_name="dead", steps=steps)
     assert refused.value.details["eventNames"] == ["dead", "live"]
     assert [(d["eventName"], d["status"]) for d in refused.value.details["deletions"]] == [
         ("dead", "ABANDONED"),

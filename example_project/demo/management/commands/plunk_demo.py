@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from plunk_events.models import Event, Project, Segment, Workflow
-from plunk_events.services import automation, importer, segments
+from plunk_events.services import automation, importer, segments, workflows
 from plunk_events.services.projects import create_project, regenerate_keys
 
 PROJECT_NAME = "Demo"
@@ -205,7 +205,7 @@ class Command(BaseCommand):
 
     def ensure_workflow(self, project: Project) -> None:
         if not Workflow.objects.filter(project=project, name=WORKFLOW["name"]).exists():
-            automation.create_workflow(project, **WORKFLOW)
+            workflows.create_workflow(project, **WORKFLOW)
 
     def ensure_admin(self) -> None:
         users = get_user_model()._default_manager
