@@ -13,6 +13,8 @@ from django.urls import re_path
 from .resources import ContactViewSet, SegmentViewSet, WorkflowViewSet
 from .segment_members import SegmentMembersViewSet
 from .views import EventViewSet, TrackBatchView, TrackView, UnknownRouteView
+from .workflow_executions import WorkflowExecutionViewSet
+from .workflow_graph import WorkflowGraphViewSet
 
 events_names = EventViewSet.as_view({"get": "names", "delete": "destroy_names"})
 events_stats = EventViewSet.as_view({"get": "stats", "delete": "destroy_stats"})
@@ -37,6 +39,15 @@ workflows_list = WorkflowViewSet.as_view({"get": "list_workflows", "post": "crea
 workflows_detail = WorkflowViewSet.as_view(
     {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
 )
+workflow_duplicate = WorkflowGraphViewSet.as_view({"post": "duplicate"})
+workflow_steps = WorkflowGraphViewSet.as_view({"post": "add_step"})
+workflow_step = WorkflowGraphViewSet.as_view({"patch": "update_step", "delete": "delete_step"})
+workflow_transitions = WorkflowGraphViewSet.as_view({"post": "create_transition"})
+workflow_transition = WorkflowGraphViewSet.as_view({"delete": "delete_transition"})
+workflow_insert_step = WorkflowGraphViewSet.as_view({"post": "insert_step"})
+workflow_executions = WorkflowExecutionViewSet.as_view({"get": "list_executions", "post": "start"})
+workflow_cancel_all = WorkflowExecutionViewSet.as_view({"post": "cancel_all"})
+workflow_execution = WorkflowExecutionViewSet.as_view({"get": "retrieve", "delete": "cancel"})
 
 urlpatterns = [
     re_path(r"^v1/track$", TrackView.as_view(), name="track"),
@@ -59,6 +70,38 @@ urlpatterns = [
     re_path(r"^segments/(?P<pk>[^/]+)/refresh$", segment_refresh, name="segment-refresh"),
     re_path(r"^workflows$", workflows_list, name="workflows"),
     re_path(r"^workflows/(?P<pk>[^/]+)$", workflows_detail, name="workflow-detail"),
+    re_path(r"^workflows/(?P<pk>[^/]+)/duplicate$", workflow_duplicate, name="workflow-duplicate"),
+    re_path(r"^workflows/(?P<pk>[^/]+)/steps$", workflow_steps, name="workflow-steps"),
+    re_path(
+        r"^workflows/(?P<pk>[^/]+)/steps/(?P<stepId>[^/]+)$", workflow_step, name="workflow-step"
+    ),
+    re_path(
+        r"^workflows/(?P<pk>[^/]+)/transitions$", workflow_transitions, name="workflow-transitions"
+    ),
+    re_path(
+        r"^workflows/(?P<pk>[^/]+)/transitions/(?P<transitionId>[^/]+)$",
+        workflow_transition,
+        name="workflow-transition",
+    ),
+    re_path(
+        r"^workflows/(?P<pk>[^/]+)/transitions/(?P<transitionId>[^/]+)/insert-step$",
+        workflow_insert_step,
+        name="workflow-insert-step",
+    ),
+    re_path(
+        r"^workflows/(?P<pk>[^/]+)/executions$", workflow_executions, name="workflow-executions"
+    ),
+    # Before the execution route, which would read "cancel-all" as an execution id.
+    re_path(
+        r"^workflows/(?P<pk>[^/]+)/executions/cancel-all$",
+        workflow_cancel_all,
+        name="workflow-executions-cancel-all",
+    ),
+    re_path(
+        r"^workflows/(?P<pk>[^/]+)/executions/(?P<executionId>[^/]+)$",
+        workflow_execution,
+        name="workflow-execution",
+    ),
 ]
 
 #: Last: anything else under the app's prefixes is a 404 in the envelope, not Django's HTML page.

@@ -87,10 +87,21 @@ def seeded(db, project) -> dict[str, str]:
             },
         },
     )
-    workflow = post("/workflows", {"name": "Welcome", "eventName": "signup"})
+    workflow = post("/workflows", {"name": "Welcome", "eventName": "signup", "enabled": True})
+    step = post(
+        f"/workflows/{workflow['id']}/steps",
+        {"type": "DELAY", "name": "A day", "config": {"amount": 1, "unit": "days"}},
+    )
+    transition = client.get(f"/workflows/{workflow['id']}").json()["transitions"][0]
+    execution = post(
+        f"/workflows/{workflow['id']}/executions", {"contactId": tracked["data"]["contact"]}
+    )
     return {
         "contactId": tracked["data"]["contact"],
         "eventName": "purchase",
+        "stepId": step["id"],
+        "transitionId": transition["id"],
+        "executionId": execution["id"],
         "/contacts/{id}": tracked["data"]["contact"],
         "/segments/{id}": segment["id"],
         "/workflows/{id}": workflow["id"],
@@ -100,8 +111,11 @@ def seeded(db, project) -> dict[str, str]:
 def use_seeded_values(case, seeded: dict[str, str]) -> None:
     """Swap about half the generated path parameters (chosen by a hash of the value, so a
     seed replays) for ids and names that exist."""
+    path = case.operation.path
     for name, value in (case.path_parameters or {}).items():
-        real = seeded.get(f"{case.operation.path}" if name == "id" else name)
+        if name == "id" and path.startswith("/workflows/{id}/"):
+            path = "/workflows/{id}"  # the workflow's steps, transitions, executions
+        real = seeded.get(path if name == "id" else name)
         if real is not None and zlib.crc32(str(value).encode()) % 2 == 0:
             case.path_parameters[name] = real
 
