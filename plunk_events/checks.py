@@ -28,6 +28,8 @@ POSITIVE_INTEGERS = (
     "ROLLUP_SECONDS",
     "SEGMENT_RECOMPUTE_SECONDS",
     "DISPATCH_SWEEP_SECONDS",
+    "DISPATCH_SETTLE_SECONDS",
+    "WORKFLOW_SWEEP_SECONDS",
 )
 REQUIRED_APPS = ("rest_framework", "django_filters")
 SETTINGS_HINT = 'See "Settings" in the README of plunk-events.'

@@ -46,6 +46,13 @@ DEFAULTS: dict[str, Any] = {
     # How often the periodic tick dispatches every project's new events anyway (a nudge lost
     # with a crashed process); at most once a tick.
     "DISPATCH_SWEEP_SECONDS": 60,
+    # Workflow enrollment reads an event again until it is this many seconds old, so an event
+    # whose transaction commits after a newer one was dispatched still starts its executions;
+    # keep it above your longest track transaction (statement_timeout).
+    "DISPATCH_SETTLE_SECONDS": 10,
+    # How often the periodic tick resumes workflow work whose task was lost: due DELAYs and
+    # wait timeouts, and runs left RUNNING by a worker that died.
+    "WORKFLOW_SWEEP_SECONDS": 60,
     # How long an Idempotency-Key stays claimed.
     "IDEMPOTENCY_KEY_TTL_HOURS": 24,
     # A repeat of a request with the same Idempotency-Key, method, path and body gets the first

@@ -70,6 +70,11 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob(
         "dispatch", "DISPATCH_SWEEP_SECONDS", "plunk_events.services.dispatch.dispatch_all"
     ),
+    PeriodicJob(
+        "workflows",
+        "WORKFLOW_SWEEP_SECONDS",
+        "plunk_events.services.workflow_runtime.resume_stalled",
+    ),
 ]
 
 
@@ -258,3 +263,21 @@ def compute_segment(segment_id: str) -> dict[str, int] | None:
     if segment is None or not (segment.track_membership or segment.type == Segment.Type.STATIC):
         return None
     return segments.compute(segment)
+
+
+@task
+def advance_workflow(execution_id: str, step_id: str) -> str | None:
+    """Run a workflow execution from this step until it waits or ends; a no-op when the
+    execution is no longer at that step (:func:`plunk_events.services.workflow_runtime.advance`).
+    """
+    from .services import workflow_runtime
+
+    return workflow_runtime.advance(execution_id, step_id)
+
+
+@task
+def workflow_wait_timeout(step_execution_id: str) -> bool:
+    """A WAIT_FOR_EVENT step's timeout: take its TIMEOUT edge unless its event came first."""
+    from .services import workflow_runtime
+
+    return workflow_runtime.resume_wait(step_execution_id, "TIMEOUT")

@@ -80,7 +80,9 @@ def test_a_job_runs_once_per_interval(project):
     assert run_due_jobs(now=now + timedelta(seconds=30)) == {}
     assert run_due_jobs(now=now + timedelta(seconds=60)) == {
         "rollups": {"projects": 1, "groups": 0, "purged": 0},
-        "dispatch": {"projects": 0},  # also every minute by default
+        # also every minute by default
+        "dispatch": {"projects": 0},
+        "workflows": {"timers": 0, "timeouts": 0, "stalled": 0},
     }
     row = PeriodicSchedule.objects.get(name="job:rollups")
     assert row.last_run_at == now + timedelta(seconds=60)
@@ -93,16 +95,22 @@ def test_each_job_has_its_own_interval(settings):
         "ROLLUP_SECONDS": 300,
         "SEGMENT_RECOMPUTE_SECONDS": 600,
         "DISPATCH_SWEEP_SECONDS": 120,
+        "WORKFLOW_SWEEP_SECONDS": 120,
     }
     now = timezone.now()
-    assert set(run_due_jobs(now=now)) == {"rollups", "segments", "dispatch"}
+    assert set(run_due_jobs(now=now)) == {"rollups", "segments", "dispatch", "workflows"}
     assert run_due_jobs(now=now + timedelta(seconds=60)) == {}
-    assert set(run_due_jobs(now=now + timedelta(seconds=120))) == {"dispatch"}
-    assert set(run_due_jobs(now=now + timedelta(seconds=300))) == {"rollups", "dispatch"}
+    assert set(run_due_jobs(now=now + timedelta(seconds=120))) == {"dispatch", "workflows"}
+    assert set(run_due_jobs(now=now + timedelta(seconds=300))) == {
+        "rollups",
+        "dispatch",
+        "workflows",
+    }
     assert set(run_due_jobs(now=now + timedelta(seconds=600))) == {
         "rollups",
         "segments",
         "dispatch",
+        "workflows",
     }
 
 
@@ -123,7 +131,7 @@ def test_a_failing_job_does_not_stop_the_others(monkeypatch):
     with pytest.raises(PeriodicJobsFailed) as failed:
         run_due_jobs(now=later)
     assert set(failed.value.errors) == {"broken"}
-    assert set(failed.value.results) == {"rollups", "dispatch"}
+    assert set(failed.value.results) == {"rollups", "dispatch", "workflows"}
 
 
 @pytest.mark.django_db
@@ -134,6 +142,7 @@ def test_plunk_tick_runs_the_due_jobs_inline(project):
         'rollups: {"projects": 1, "groups": 1, "purged": 0}\n'
         'segments: {"computed": 0, "counted": 0, "failed": 0}\n'
         'dispatch: {"projects": 0}\n'
+        'workflows: {"timers": 0, "timeouts": 0, "stalled": 0}\n'
     )
     assert EventDailyCount.objects.get(project=project, name="old").count == 3
     # Cron a minute later would run it again; right away, nothing is due.
@@ -191,6 +200,7 @@ def test_a_tick_hands_the_chain_on_before_running_the_jobs(
             "rollups": {"projects": 1, "groups": 1, "purged": 0},
             "segments": {"computed": 0, "counted": 0, "failed": 0},
             "dispatch": {"projects": 0},
+            "workflows": {"timers": 0, "timeouts": 0, "stalled": 0},
         },
     }
     following = ticks(deferring)[-1]

@@ -19,8 +19,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 
 from ..conf import conf
 from ..models import Project, hash_key
+from ..services.dispatch import CONSUMERS_ATTR, CONSUMERS_FLAG
 from ..services.projects import key_cache
-from ..services.reevaluation import TRACKED_ATTR, TRACKED_FLAG
 
 BEARER_FORMAT = (
     'Authorization header must use Bearer token format: "Authorization: Bearer YOUR_API_KEY"'
@@ -139,8 +139,8 @@ class TrackKeyAuthentication(_ProjectKeyAuthentication):
             match = Q(public_key=key)
         else:
             match = Q(public_key=key) | Q(secret_key_hash=digest)
-        # The track's hook into the segment engine reads this flag: no statement of its own.
-        project = _one(Project.objects.filter(match).annotate(**{TRACKED_ATTR: TRACKED_FLAG}))
+        # The dispatcher's nudge reads this flag (segments, workflows): no statement of its own.
+        project = _one(Project.objects.filter(match).annotate(**{CONSUMERS_ATTR: CONSUMERS_FLAG}))
         if project is None:
             return None
         if constant_time_compare(project.public_key, key) or (

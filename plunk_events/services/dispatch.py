@@ -32,11 +32,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 
 from ..conf import conf
-from ..models import Event, EventCursor
+from ..models import Event, EventCursor, Project
 from .db import db_for_write
 
 logger = logging.getLogger(__name__)
@@ -68,15 +68,66 @@ def events_recorded(project: Any, *, using: str | None = None) -> None:
     transaction.on_commit(lambda: nudge(project_id), using=using or db_for_write(), robust=True)
 
 
+def consumers_exist(project_id: Any, using: str | None = None):
+    """Whether anything reads the project's new events: tracked segments, enabled EVENT
+    workflows or waiting WAIT_FOR_EVENT steps (a queryset-free boolean expression over
+    ``project_id``, an OuterRef when annotated on a Project query)."""
+    from ..models import Segment, Workflow
+    from ..workflow_models import WorkflowStepExecution
+
+    return (
+        Q(
+            Exists(
+                Segment.objects.using(using).filter(
+                    project=project_id, type=Segment.Type.DYNAMIC, track_membership=True
+                )
+            )
+        )
+        | Q(Exists(Workflow.objects.using(using).filter(project=project_id, enabled=True)))
+        | Q(
+            Exists(
+                WorkflowStepExecution.objects.using(using).filter(
+                    project=project_id, status=WorkflowStepExecution.Status.WAITING
+                )
+            )
+        )
+    )
+
+
+#: Attribute of a Project carrying whether its events have consumers (set by the track key
+#: lookup, which annotates ``**{CONSUMERS_ATTR: CONSUMERS_FLAG}``).
+CONSUMERS_ATTR = "has_event_consumers"
+CONSUMERS_FLAG = ExpressionWrapper(consumers_exist(OuterRef("pk")), output_field=BooleanField())
+
+#: Seconds a process remembers whether a project's events have consumers.
+CONSUMERS_CACHE_SECONDS = 1.0
+_consumers_cache: dict[str, tuple[float, bool]] = {}
+
+
 def wants_dispatch(project: Any, using: str | None = None) -> bool:
     """Whether a consumer reads this project's events. The track routes carry the answer on the
-    project from the key lookup (no extra statement); other callers ask, cached a second."""
-    from .reevaluation import TRACKED_ATTR, has_tracked_segments
+    project from the key lookup (no extra statement); other callers ask, cached a second per
+    process and forgotten when this process writes a segment or workflow (:func:`forget`)."""
+    flag = getattr(project, CONSUMERS_ATTR, None)
+    if flag is not None:
+        return bool(flag)
+    key = str(getattr(project, "pk", project))
+    cached = _consumers_cache.get(key)
+    clock = time.monotonic()
+    if cached is not None and cached[0] > clock:
+        return cached[1]
+    answer = Project.objects.using(using).filter(consumers_exist(key), pk=key).exists()
+    _consumers_cache[key] = (clock + CONSUMERS_CACHE_SECONDS, answer)
+    return answer
 
-    tracked = getattr(project, TRACKED_ATTR, None)
-    if tracked is None:
-        tracked = has_tracked_segments(getattr(project, "pk", project), using)
-    return bool(tracked)
+
+def forget(project_id: Any) -> None:
+    """A segment or workflow write: this process forgets whether the project has consumers
+    (other processes within ``API_KEY_CACHE_SECONDS``; the periodic sweep covers the gap)."""
+    from .projects import key_cache
+
+    _consumers_cache.pop(str(project_id), None)
+    key_cache.clear()  # the projects it holds carry the old CONSUMERS_ATTR
 
 
 def nudge(project_id: str) -> None:
@@ -129,14 +180,18 @@ def cursor(alias: str, project_id: Any, consumer: str, start: datetime) -> Event
         return rows.get(project_id=project_id, consumer=consumer)
 
 
-def events_after(alias: str, position: EventCursor, limit: int) -> list[NewEvent]:
-    """The next ``limit`` events of the cursor's project after it, oldest first."""
-    after = Q(created_at__gte=position.created_at) & ~Q(
+def after_cursor(position: EventCursor) -> Q:
+    """Events after the cursor in ``(created_at, id)`` order."""
+    return Q(created_at__gte=position.created_at) & ~Q(
         created_at=position.created_at, id__lte=position.event_id
     )
+
+
+def events_after(alias: str, position: EventCursor, limit: int) -> list[NewEvent]:
+    """The next ``limit`` events of the cursor's project after it, oldest first."""
     rows = (
         Event.objects.using(alias)
-        .filter(after, project_id=position.project_id)
+        .filter(after_cursor(position), project_id=position.project_id)
         .order_by("created_at", "id")
         .values_list("created_at", "id", "contact_id", "name")[:limit]
     )
@@ -218,6 +273,15 @@ def reevaluate_new_events(alias: str, project_id: Any) -> dict[str, int]:
     return totals
 
 
+def _consume_all(alias: str, project_id: Any) -> dict[str, Any]:
+    from .enrollment import enroll_new_events
+
+    return {
+        "segments": reevaluate_new_events(alias, project_id),
+        "workflows": enroll_new_events(alias, project_id),
+    }
+
+
 def dispatch(project_id: Any) -> dict[str, Any]:
     """Body of ``tasks.dispatch_events``: run every consumer over the project's new events.
 
@@ -229,22 +293,26 @@ def dispatch(project_id: Any) -> dict[str, Any]:
         return {}
     _inline.project_ids = set()
     try:
-        result = {"segments": reevaluate_new_events(alias, project_id)}
+        result = _consume_all(alias, project_id)
         for _ in range(MAX_INLINE_PASSES - 1):
             if str(project_id) not in _inline.project_ids:
                 break
             _inline.project_ids.clear()
-            reevaluate_new_events(alias, project_id)
+            _consume_all(alias, project_id)
         return result
     finally:
         _inline.project_ids = None
 
 
 def dispatch_all() -> dict[str, int]:
-    """The periodic sweep: dispatch every project that has consumers (lost nudges)."""
-    from .reevaluation import tracked_segments_projects
-
-    projects = tracked_segments_projects(db_for_write())
+    """The periodic sweep: dispatch every project whose events have consumers (lost nudges)."""
+    alias = db_for_write()
+    projects = [
+        str(pk)
+        for pk in Project.objects.using(alias)
+        .filter(consumers_exist(OuterRef("pk"), alias))
+        .values_list("pk", flat=True)
+    ]
     for project_id in projects:
         try:
             dispatch(project_id)

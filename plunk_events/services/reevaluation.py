@@ -1,16 +1,12 @@
-"""The contact writes' hook into the segment engine (:mod:`.segments`), and what the write
-paths need to know about a project's tracked segments.
+"""The contact writes' hook into the segment engine (:mod:`.segments`).
 
 Tracks and batches record events, so they only nudge the dispatcher (:mod:`.dispatch`), which
 reads the new events back and re-evaluates their contacts, many per task. The contacts API
-changes contacts without events: it calls :func:`contacts_changed`, which enqueues ONE
-``tasks.reevaluate_segments`` task for them once the write commits, and only if the project has
-tracked segments. The track routes learn that with the API key lookup they do anyway
-(:data:`TRACKED_FLAG` is annotated on the project, which the key cache then holds for
-``API_KEY_CACHE_SECONDS``), so a track sends no extra statement; other callers ask the
-database at most once a second per project and process (:func:`has_tracked_segments`). A
-segment write in this process forgets both answers at once; other processes see it within the
-key cache's TTL, and the periodic recompute catches what they miss meanwhile.
+changes contacts without events (unless the subscription changes): it calls
+:func:`contacts_changed`, which enqueues ONE ``tasks.reevaluate_segments`` task for them once
+the write commits, if the project has tracked segments (asked at most once a second per
+project and process, :func:`has_tracked_segments`; a segment write in this process forgets the
+answer at once, other processes within a second, and the periodic recompute covers the gap).
 """
 
 from __future__ import annotations
@@ -19,8 +15,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Exists, OuterRef
-
 from ..models import Segment
 
 #: Seconds a process remembers whether a project has tracked segments.
@@ -28,21 +22,11 @@ TRACKED_CACHE_SECONDS = 1.0
 _tracked_cache: dict[str, tuple[float, bool]] = {}
 
 
-#: Attribute of a Project carrying :data:`TRACKED_FLAG` (set by the track key lookup).
-TRACKED_ATTR = "has_tracked_segments"
-
-
 def tracked_segments(project_id: Any, using: str | None = None):
     """The project's tracked DYNAMIC segments."""
     return Segment.objects.using(using).filter(
         project_id=project_id, type=Segment.Type.DYNAMIC, track_membership=True
     )
-
-
-#: Annotate a Project queryset with ``**{TRACKED_ATTR: TRACKED_FLAG}``.
-TRACKED_FLAG = Exists(
-    Segment.objects.filter(project=OuterRef("pk"), type=Segment.Type.DYNAMIC, track_membership=True)
-)
 
 
 def has_tracked_segments(project_id: Any, using: str | None = None) -> bool:
@@ -75,25 +59,27 @@ def enqueue_reevaluation(
 
 
 def contacts_changed(project, contact_ids: Iterable[Any], *, using: str | None = None) -> None:
-    """A write changed (or deleted) these contacts of ``project``: re-evaluate them after the
-    commit, in a task, if the project has tracked segments."""
+    """A contact write changed (or deleted) these contacts of ``project``: re-evaluate them
+    after the commit, in a task, if the project has tracked segments. A subscription change
+    also recorded an event: the dispatcher is nudged for it (:mod:`.dispatch`)."""
+    from .dispatch import events_recorded
+
     ids = list(contact_ids)
     if not ids:
         return
-    tracked = getattr(project, TRACKED_ATTR, None)
-    if tracked is None:
-        tracked = has_tracked_segments(project.pk, using)
-    if tracked:
+    if has_tracked_segments(project.pk, using):
         enqueue_reevaluation(project.pk, ids, using=using)
+    events_recorded(project, using=using)
 
 
 def segment_written(segment: Segment, *, using: str | None = None) -> None:
-    """Segment create and update call this: forget the cached answer of
-    :func:`has_tracked_segments`, and compute a tracked segment once the write commits."""
-    from .projects import key_cache
+    """Segment create and update call this: forget the cached answers of
+    :func:`has_tracked_segments` and :func:`.dispatch.wants_dispatch`, and compute a tracked
+    segment once the write commits."""
+    from .dispatch import forget
 
     _tracked_cache.pop(str(segment.project_id), None)
-    key_cache.clear()  # the projects it holds carry the old TRACKED_ATTR
+    forget(segment.project_id)
     if segment.type == Segment.Type.DYNAMIC and segment.track_membership:
         from .. import tasks
 

@@ -1,0 +1,202 @@
+"""What each workflow step does (plunk-engine.md §2.2, §2.6, §2.7); the runtime
+(:mod:`.workflow_runtime`) decides when, and records the result.
+
+A step returns a :class:`StepResult` or raises :class:`StepFailed` (the step and its run
+FAIL). Steps run inside the runtime's claim transaction, except WEBHOOK's delivery, which the
+runtime makes outside any transaction (:func:`deliver_webhook`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from ..models import Contact, Project, WorkflowStep
+from . import contacts as contact_service
+from . import webhooks, workflow_values
+from .errors import PlunkError, ValidationFailed
+
+#: Seconds per DELAY unit.
+UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+
+
+class StepFailed(Exception):
+    """The step cannot complete: its run fails with this message."""
+
+
+@dataclass
+class StepResult:
+    output: dict = field(default_factory=dict)
+    #: DELAY: when the next step is due.
+    resume_at: datetime | None = None
+    #: WAIT_FOR_EVENT: the step waits for this event (until ``wait_until``, if set).
+    waiting: bool = False
+    wait_event_name: str = ""
+    wait_until: datetime | None = None
+    #: EXIT: the run ends here, with this reason.
+    exit_reason: str | None = None
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def contact_fields(contact: Contact) -> dict[str, Any]:
+    return {
+        "id": str(contact.pk),
+        "email": contact.email,
+        "subscribed": contact.subscribed,
+        "data": contact.data or {},
+    }
+
+
+def run(alias: str, execution, step: WorkflowStep, row) -> StepResult:
+    """Run one step of ``execution`` (not WEBHOOK: see :func:`deliver_webhook`)."""
+    config = step.config if isinstance(step.config, dict) else {}
+    handler = _HANDLERS.get(step.type)
+    if handler is None:
+        raise StepFailed(f"Step type {step.type} cannot run here")
+    return handler(alias, execution, config)
+
+
+def _trigger(alias, execution, config) -> StepResult:
+    event_name = config.get("eventName") if execution.source_event_id else None
+    return StepResult(
+        {
+            "triggered": True,
+            "eventName": event_name or "manual",
+            "timestamp": _iso(timezone.now()),
+        }
+    )
+
+
+def _delay(alias, execution, config) -> StepResult:
+    amount, unit = config.get("amount"), config.get("unit")
+    if not isinstance(amount, int | float) or isinstance(amount, bool) or unit not in UNIT_SECONDS:
+        raise StepFailed("DELAY needs a positive amount and a unit (minutes, hours, days)")
+    resume_at = timezone.now() + timedelta(seconds=amount * UNIT_SECONDS[unit])
+    return StepResult(
+        {"delayAmount": amount, "delayUnit": unit, "resumeAt": _iso(resume_at)},
+        resume_at=resume_at,
+    )
+
+
+def _wait_for_event(alias, execution, config) -> StepResult:
+    name = config.get("eventName")
+    if not isinstance(name, str) or not name:
+        raise StepFailed("WAIT_FOR_EVENT needs an eventName")
+    timeout = config.get("timeout")
+    until = timezone.now() + timedelta(seconds=timeout) if timeout else None
+    return StepResult(
+        {
+            "eventName": name,
+            "timeout": timeout or None,
+            "waitingUntil": _iso(until) if until else "indefinite",
+        },
+        waiting=True,
+        wait_event_name=name,
+        wait_until=until,
+    )
+
+
+def _condition(alias, execution, config) -> StepResult:
+    contact = Contact.objects.using(alias).get(pk=execution.contact_id)
+    scope = workflow_values.field_scope(contact_fields(contact), execution.context)
+    try:
+        return StepResult(workflow_values.evaluate_condition(config, scope))
+    except workflow_values.ConditionError as exc:
+        raise StepFailed(str(exc)) from None
+
+
+def _update_contact(alias, execution, config) -> StepResult:
+    """Through the contacts API's service: a subscription change records its event."""
+    updates = config.get("updates")
+    action = config.get("subscriptionAction") or "none"
+    if updates is not None and not isinstance(updates, dict):
+        raise StepFailed("UPDATE_CONTACT updates must be an object")
+    subscribed = {"subscribe": True, "unsubscribe": False}.get(action)
+    try:
+        contact = contact_service.update_contact(
+            Project(pk=execution.project_id),
+            execution.contact_id,
+            data=updates or None,
+            subscribed=subscribed,
+        )
+    except (PlunkError, ValidationFailed) as exc:
+        raise StepFailed(str(exc)) from None
+    return StepResult(
+        {
+            "updated": sorted(updates or {}),
+            "subscriptionAction": action,
+            "subscribed": contact.subscribed,
+        }
+    )
+
+
+def _exit(alias, execution, config) -> StepResult:
+    reason = config.get("reason") or "exit_step"
+    return StepResult({"reason": reason}, exit_reason=str(reason))
+
+
+def _send_email(alias, execution, config) -> StepResult:
+    raise StepFailed("SEND_EMAIL steps need email sending, which this version does not have yet")
+
+
+_HANDLERS = {
+    WorkflowStep.Type.TRIGGER: _trigger,
+    WorkflowStep.Type.DELAY: _delay,
+    WorkflowStep.Type.WAIT_FOR_EVENT: _wait_for_event,
+    WorkflowStep.Type.CONDITION: _condition,
+    WorkflowStep.Type.UPDATE_CONTACT: _update_contact,
+    WorkflowStep.Type.EXIT: _exit,
+    WorkflowStep.Type.SEND_EMAIL: _send_email,
+}
+
+
+def webhook_payload(execution, step: WorkflowStep, contact: Contact) -> dict[str, Any]:
+    """Plunk's default WEBHOOK body."""
+    return {
+        "contact": {"email": contact.email, "subscribed": contact.subscribed, "data": contact.data},
+        "workflow": {"id": str(execution.workflow_id), "name": execution.workflow.name},
+        "execution": {"id": str(execution.pk), "startedAt": _iso(execution.started_at)},
+        "event": execution.context,
+    }
+
+
+def deliver_webhook(execution, step: WorkflowStep, contact: Contact, row) -> dict[str, Any]:
+    """Render and send the WEBHOOK request; its output (a non-2xx answer is an output too)."""
+    config = step.config if isinstance(step.config, dict) else {}
+    variables = workflow_values.step_variables(contact_fields(contact), execution.context)
+    url = workflow_values.render(str(config.get("url") or ""), variables)
+    method = str(config.get("method") or "POST").upper()
+    headers = {
+        str(k): workflow_values.render(str(v), variables)
+        for k, v in (config.get("headers") or {}).items()
+    }
+    body = config.get("body")
+    if body is None:
+        body = webhook_payload(execution, step, contact)
+    else:
+        body = workflow_values.render_value(body, variables)
+    try:
+        result = webhooks.deliver(
+            url,
+            method=method,
+            headers=headers,
+            body=body,
+            idempotency_key=str(row.pk),
+            timeout=WEBHOOK_TIMEOUT_SECONDS,
+        )
+    except webhooks.WebhookError as exc:
+        raise StepFailed(str(exc)) from None
+    return {
+        "url": url,
+        "method": method,
+        "statusCode": result.status_code,
+        "success": result.success,
+        "response": result.response(),
+    }
