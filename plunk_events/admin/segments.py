@@ -1,0 +1,76 @@
+"""Segments: written through the automation service, with the event names they reference."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from ..models import Segment
+from ..services import automation
+from ..services.references import condition_event_names
+from .base import adopt, event_name_links
+from .forms import SegmentForm
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentForm
+    list_display = (
+        "name",
+        "project",
+        "type",
+        "slug",
+        "track_membership",
+        "member_count",
+        "event_names",
+    )
+    list_filter = ("project", "type", "track_membership")
+    search_fields = ("name",)
+    readonly_fields = ("slug", "member_count", "event_names", "created_at", "updated_at")
+    list_select_related = ("project",)
+
+    def get_fields(self, request, obj=None):
+        return (
+            "project",
+            "name",
+            "slug",
+            "description",
+            "type",
+            "condition",
+            "event_names",
+            "track_membership",
+            "member_count",
+            "created_at",
+            "updated_at",
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        extra = ("project",) if obj is not None else ()
+        return (*self.readonly_fields, *extra)
+
+    @admin.display(description="slug")
+    def slug(self, obj):
+        return obj.slug if obj.name else "—"
+
+    @admin.display(description="referenced event names")
+    def event_names(self, obj):
+        return event_name_links(
+            self.admin_site.name, obj.project_id, condition_event_names(obj.condition)
+        )
+
+    def save_model(self, request, obj, form, change):
+        values = {
+            k: form.cleaned_data[k]
+            for k in ("name", "description", "type", "condition", "track_membership")
+        }
+        if change:
+            saved = automation.update_segment(obj.project, obj.pk, **values)
+        else:
+            saved = automation.create_segment(form.cleaned_data["project"], **values)
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        automation.delete_segment(obj.project, obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for segment in queryset.select_related("project"):
+            automation.delete_segment(segment.project, segment.pk)

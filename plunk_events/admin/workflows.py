@@ -1,0 +1,127 @@
+"""Workflows: settings through the workflow service; the graph shown read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from ..models import Workflow, WorkflowStep, WorkflowTransition
+from ..services import workflows
+from ..services.workflow_graph import ActiveExecutions
+from ..workflow_models import ACTIVE_STATUSES
+from .base import adopt, name_stats_url
+from .forms import WorkflowForm
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Shown, not edited: the graph is edited through the API (``/workflows/<id>/steps`` …)."""
+
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class WorkflowStepInline(ReadOnlyInline):
+    model = WorkflowStep
+    fields = ("order", "type", "name", "config", "position")
+    readonly_fields = fields
+    ordering = ("order", "id")
+    verbose_name_plural = "steps (the nodes of the graph)"
+
+
+class WorkflowTransitionInline(ReadOnlyInline):
+    model = WorkflowTransition
+    fk_name = "workflow"
+    fields = ("from_step", "to_step", "condition", "wait_outcome", "priority")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    verbose_name_plural = "transitions (the edges of the graph)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("from_step", "to_step")
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    form = WorkflowForm
+    inlines = [WorkflowStepInline, WorkflowTransitionInline]
+    list_display = ("name", "project", "trigger", "enabled", "allow_reentry", "created_at")
+    list_filter = ("project", "enabled", "trigger_type")
+    search_fields = ("name",)
+    list_select_related = ("project",)
+    readonly_fields = ("trigger_statistics", "created_at", "updated_at")
+
+    def get_fields(self, request, obj=None):
+        fields = ["project", "name", "description", "event_name", "enabled", "allow_reentry"]
+        if obj is not None:
+            fields[4:4] = ["trigger_statistics"]
+            fields += ["created_at", "updated_at"]
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        extra = ("project",) if obj is not None else ()
+        return (*self.readonly_fields, *extra)
+
+    @admin.display(description="trigger")
+    def trigger(self, obj):
+        name = obj.trigger_event_name
+        if name is None:
+            return obj.get_trigger_type_display()
+        return format_html(
+            '<a href="{}">{}</a>', name_stats_url(self.admin_site.name, obj.project_id, name), name
+        )
+
+    @admin.display(description="trigger event")
+    def trigger_statistics(self, obj):
+        name = obj.trigger_event_name
+        if name is None:
+            return obj.get_trigger_type_display()
+        url = name_stats_url(self.admin_site.name, obj.project_id, name)
+        return format_html('{} (<a href="{}">statistics</a>)', name, url)
+
+    def save_model(self, request, obj, form, change):
+        """Written by the service in save_related() (the inlines are read-only)."""
+
+    def save_formset(self, request, form, formset, change):
+        """The inlines are read-only: nothing to save."""
+
+    def save_related(self, request, form, formsets, change):
+        cleaned = form.cleaned_data
+        values = {k: cleaned[k] for k in ("name", "description", "enabled", "allow_reentry")}
+        if change:
+            saved = workflows.update_workflow(
+                form.instance.project,
+                form.instance.pk,
+                event_name=cleaned.get("event_name"),
+                **values,
+            )
+        else:
+            saved = workflows.create_workflow(
+                cleaned["project"], event_name=cleaned["event_name"], **values
+            )
+        adopt(form.instance, saved)
+        for fs in formsets:  # read by the change message
+            fs.new_objects, fs.changed_objects, fs.deleted_objects = [], [], []
+
+    def has_delete_permission(self, request, obj=None):
+        """Not while the workflow has RUNNING or WAITING executions (the service refuses)."""
+        if obj is not None and obj.executions.filter(status__in=ACTIVE_STATUSES).exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        workflows.delete_workflow(obj.project, obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for workflow in queryset.select_related("project"):
+            try:
+                workflows.delete_workflow(workflow.project, workflow.pk)
+            except ActiveExecutions as refused:
+                self.message_user(request, f"{workflow}: {refused.message}", messages.WARNING)
