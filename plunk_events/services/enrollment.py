@@ -3,8 +3,8 @@ consumer (:mod:`.dispatch`).
 
 Every committed event whose name is an enabled EVENT workflow's trigger starts an execution
 for its contact (tracked, batch and system events alike; events without a contact start
-nothing), through :func:`.executions.start_execution`, whose unique constraints make it once
-per (workflow, source event) and apply the re-entry rules. An event named like a WAIT_FOR_EVENT
+nothing), through :func:`.executions.enroll`, whose unique constraints make it once per
+(workflow, source event) and apply the re-entry rules. An event named like a WAIT_FOR_EVENT
 step resumes that contact's waits for it that began before it.
 
 At least once. The dispatcher reads the project's events with those names after the
@@ -27,7 +27,6 @@ from ..conf import conf
 from ..models import Event, Workflow, WorkflowStep
 from ..workflow_models import WorkflowExecution
 from . import dispatch, workflow_runtime
-from .errors import PlunkError
 
 logger = logging.getLogger(__name__)
 
@@ -70,21 +69,16 @@ def _events(alias: str, position, names: set[str]) -> list[tuple]:
     )
 
 
-def _start(workflow: Workflow, event: tuple) -> bool:
-    from . import executions
+def _start(alias: str, workflow: Workflow, event: tuple) -> bool:
+    """Start ``workflow`` for the event's contact, unless the event started it already or the
+    re-entry rules keep the contact out (:func:`.executions.enroll`)."""
+    from .executions import enroll
 
     created_at, event_id, contact_id, _name, data = event
-    try:
-        executions.start_execution(
-            workflow.project,
-            workflow.pk,
-            contact_id,
-            context=data,
-            source_event_id=event_id,
-        )
-    except PlunkError:  # already started by this event, or re-entry refused: not an error
-        return False
-    return True
+    return (
+        enroll(workflow, contact_id, context=data, source_event_id=event_id, using=alias)
+        is not None
+    )
 
 
 def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
@@ -112,7 +106,7 @@ def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
             created_at, event_id, contact_id, name, data = event
             for workflow in by_name.get(name, ()):
                 if (workflow.pk, event_id) not in started:
-                    totals["started"] += _start(workflow, event)
+                    totals["started"] += _start(alias, workflow, event)
             if name in waited:
                 totals["resumed"] += workflow_runtime.resume_waits_for(
                     alias, project_id, contact_id, name, event_id, created_at, data

@@ -80,6 +80,14 @@ def execution_created(execution_id: Any, *, using: str | None = None) -> None:
         _enqueue(tasks.advance_workflow, str(execution_id), str(step_id), alias=alias)
 
 
+def workflows_changed(project_id: Any) -> None:
+    """A workflow of the project was written: whether its events have consumers may have
+    changed (an enabled workflow)."""
+    from .dispatch import forget
+
+    forget(project_id)
+
+
 # ---------------------------------------------------------------------------------------------
 # Claims and moves
 
