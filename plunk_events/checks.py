@@ -30,6 +30,7 @@ POSITIVE_INTEGERS = (
     "DISPATCH_SWEEP_SECONDS",
     "DISPATCH_SETTLE_SECONDS",
     "WORKFLOW_SWEEP_SECONDS",
+    "WORKFLOW_STALLED_SECONDS",
 )
 REQUIRED_APPS = ("rest_framework", "django_filters")
 SETTINGS_HINT = 'See "Settings" in the README of plunk-events.'

@@ -53,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     # How often the periodic tick resumes workflow work whose task was lost: due DELAYs and
     # wait timeouts, and runs left RUNNING by a worker that died.
     "WORKFLOW_SWEEP_SECONDS": 60,
+    # A RUNNING workflow execution untouched this long is taken to be stalled (its worker
+    # died): the periodic job runs its current step again (a WEBHOOK is delivered again with
+    # the same Idempotency-Key). Keep it above the webhook timeout (10 s).
+    "WORKFLOW_STALLED_SECONDS": 60,
     # How long an Idempotency-Key stays claimed.
     "IDEMPOTENCY_KEY_TTL_HOURS": 24,
     # A repeat of a request with the same Idempotency-Key, method, path and body gets the first

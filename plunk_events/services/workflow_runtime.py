@@ -29,6 +29,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from ..conf import conf
 from ..models import Contact, WorkflowStep
 from ..workflow_models import (
     ACTIVE_STATUSES,
@@ -45,9 +46,13 @@ Status = WorkflowExecution.Status
 StepStatus = WorkflowStepExecution.Status
 Outcome = WorkflowTransition.WaitOutcome
 
-#: A RUNNING execution untouched this long is taken to be stalled (its worker died): the
-#: periodic job runs its current step again. Well above a webhook's 10 s timeout.
-STALLED_AFTER = timedelta(seconds=60)
+
+def stalled_after() -> timedelta:
+    """A RUNNING execution untouched this long is taken to be stalled (its worker died): the
+    periodic job runs its current step again (``WORKFLOW_STALLED_SECONDS``)."""
+    return timedelta(seconds=conf.WORKFLOW_STALLED_SECONDS)
+
+
 #: Steps one call runs at most before it hands the rest of the chain to a new task.
 MAX_STEPS_PER_CALL = 100
 
@@ -233,8 +238,11 @@ def _run_current_step(alias: str, execution: WorkflowExecution) -> _Next:
     if row.status == StepStatus.SCHEDULED and row.execute_after and row.execute_after > now:
         return _Next()  # a DELAY's target, not due yet
     delivering = row.status == StepStatus.RUNNING and step.type == WorkflowStep.Type.WEBHOOK
-    if delivering and row.started_at and now - row.started_at < STALLED_AFTER:
+    if delivering and row.started_at and now - row.started_at < stalled_after():
         return _Next()  # another worker is delivering it
+    if execution.status == Status.WAITING:  # a DELAY's target that is due: the run resumes
+        WorkflowExecution.objects.using(alias).filter(pk=execution.pk).update(status=Status.RUNNING)
+        execution.status = Status.RUNNING
     if step.type == WorkflowStep.Type.WEBHOOK:
         WorkflowStepExecution.objects.using(alias).filter(pk=row.pk).update(
             status=StepStatus.RUNNING, started_at=now, execute_after=None
@@ -418,7 +426,7 @@ def resume_waits_for(
 
 def resume_stalled(*, now: datetime | None = None) -> dict[str, int]:
     """Catch up on work whose task was lost: timers that are due (DELAY targets, wait
-    timeouts) and RUNNING executions untouched for :data:`STALLED_AFTER` (a worker died)."""
+    timeouts) and RUNNING executions untouched for :func:`stalled_after` (a worker died)."""
     alias = db_for_write()
     now = now or timezone.now()
     counts = {"timers": 0, "timeouts": 0, "stalled": 0}
@@ -433,7 +441,7 @@ def resume_stalled(*, now: datetime | None = None) -> dict[str, int]:
         elif advance(execution_id, step_id) is not None:
             counts["timers"] += 1
     stalled = WorkflowExecution.objects.using(alias).filter(
-        status=Status.RUNNING, updated_at__lt=now - STALLED_AFTER
+        status=Status.RUNNING, updated_at__lt=now - stalled_after()
     )
     for execution_id, step_id in stalled.values_list("pk", "current_step_id"):
         if step_id is not None and advance(execution_id, step_id) is not None:
