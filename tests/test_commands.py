@@ -19,6 +19,7 @@ from example_project.demo.management.commands import plunk_demo
 from plunk_events.models import Contact, Event, Project, Segment, Workflow, hash_key
 from plunk_events.services import rollups
 from plunk_events.services.conditions import validate_condition
+from plunk_events.workflow_models import WorkflowExecution
 
 PUBLIC_KEY = re.compile(r"^pk_[0-9a-f]{48}$")
 SECRET_KEY = re.compile(r"^sk_[0-9a-f]{48}$")
@@ -139,8 +140,9 @@ def test_demo_prints_urls_for_its_port():
 
 
 @pytest.mark.django_db
-def test_demo_data_set_has_the_promised_shape():
-    run(plunk_demo.Command())
+def test_demo_data_set_has_the_promised_shape(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # as when the command commits
+        run(plunk_demo.Command())
     project = Project.objects.get(name="Demo")
     events = Event.objects.filter(project=project)
 
@@ -177,6 +179,16 @@ def test_demo_data_set_has_the_promised_shape():
         usage = rollups.event_usage(project, name).as_dict()
         assert (usage["usedInSegments"], usage["usedInWorkflows"]) == (segments, workflows)
         assert usage["canDelete"] is False and usage["totalCount"] > 0
+
+    # The last week's sign-ups have runs of the workflow: waiting for a first project, and
+    # three (whose project.created was tracked, dispatched inline here) completed.
+    runs = WorkflowExecution.objects.filter(workflow=workflow)
+    recent = events.filter(name="signed_up", created_at__gte=now - timedelta(days=7)).count()
+    assert runs.count() == recent >= 5
+    assert runs.filter(status="COMPLETED").count() == 3
+    assert runs.filter(status="WAITING").count() == recent - 3
+    onboarded = Contact.objects.filter(project=project, data__onboarded=True)
+    assert set(onboarded) == {run.contact for run in runs.filter(status="COMPLETED")}
 
 
 def test_demo_rows_are_reproducible():

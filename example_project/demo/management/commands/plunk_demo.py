@@ -18,8 +18,16 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+import plunk_events
 from plunk_events.models import Event, Project, Segment, Workflow
-from plunk_events.services import automation, importer, segments, workflows
+from plunk_events.services import (
+    automation,
+    executions,
+    importer,
+    segments,
+    workflow_runtime,
+    workflows,
+)
 from plunk_events.services.projects import create_project, regenerate_keys
 
 PROJECT_NAME = "Demo"
@@ -65,21 +73,27 @@ SEGMENT = {
 }
 WORKFLOW = {
     "name": "Welcome series",
-    "description": "Greets new sign-ups and nudges them to create a first project",
+    "description": "Waits for new sign-ups to create a first project, then marks them onboarded",
     "event_name": "signed_up",
     "enabled": True,
-    # After the automatic TRIGGER step on signed_up.
+    # After the automatic TRIGGER step on signed_up (README "Workflows").
     "steps": [
-        {"type": "SEND_EMAIL", "name": "Send welcome email", "config": {"subject": SUBJECTS[0]}},
-        {"type": "DELAY", "name": "Wait a day", "config": {"amount": 1, "unit": "days"}},
         {
             "type": "WAIT_FOR_EVENT",
             "name": "Wait for a first project",
             "config": {"eventName": "project.created", "timeout": 259200},
         },
-        {"type": "EXIT", "name": "Done", "config": {}},
+        {
+            "type": "UPDATE_CONTACT",
+            "name": "Mark onboarded",
+            "config": {"updates": {"onboarded": True}},
+        },
     ],
 }
+#: The demo's sign-ups of the last days get runs of the workflow, as if it had been enabled
+#: then; this many of them create their first project now, and their runs complete.
+RECENT_SIGNUP_DAYS = 7
+PROJECTS_CREATED_NOW = 3
 
 
 def demo_rows(now, seed: int = SEED) -> list[dict]:
@@ -183,7 +197,9 @@ class Command(BaseCommand):
             now = timezone.now().replace(minute=0, second=0, microsecond=0)
             importer.import_events(project, demo_rows(now))
         self.ensure_segment(project)
-        self.ensure_workflow(project)
+        workflow = self.ensure_workflow(project)
+        if loaded:
+            self.start_runs(project, workflow)
         self.ensure_admin()
         self.report(project, created, loaded, f"http://127.0.0.1:{port}")
 
@@ -203,9 +219,29 @@ class Command(BaseCommand):
             segment = automation.update_segment(project, segment.pk, track_membership=True)
         segments.compute(segment)
 
-    def ensure_workflow(self, project: Project) -> None:
-        if not Workflow.objects.filter(project=project, name=WORKFLOW["name"]).exists():
-            workflows.create_workflow(project, **WORKFLOW)
+    def ensure_workflow(self, project: Project) -> Workflow:
+        workflow = Workflow.objects.filter(project=project, name=WORKFLOW["name"]).first()
+        return workflow or workflows.create_workflow(project, **WORKFLOW)
+
+    def start_runs(self, project: Project, workflow: Workflow) -> None:
+        """Runs for the recent sign-ups (imported events start nothing by themselves: they are
+        history), each moved to its wait; then a few of those contacts create a project, and
+        the task worker completes their runs."""
+        since = timezone.now() - timedelta(days=RECENT_SIGNUP_DAYS)
+        signups = Event.objects.filter(
+            project=project, name="signed_up", created_at__gte=since
+        ).order_by("created_at")
+        trigger = executions.trigger_step_id(workflow)
+        started = []
+        for event in signups:
+            run = executions.enroll(
+                workflow, event.contact_id, context=event.data, source_event_id=event.pk
+            )
+            if run is not None:
+                workflow_runtime.advance(run, trigger)
+                started.append(event.contact.email)
+        for email in started[:PROJECTS_CREATED_NOW]:
+            plunk_events.track(project, email, "project.created", data={"projects": 1})
 
     def ensure_admin(self) -> None:
         users = get_user_model()._default_manager
