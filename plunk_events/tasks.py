@@ -276,8 +276,9 @@ def advance_workflow(execution_id: str, step_id: str) -> str | None:
 
 
 @task
-def workflow_wait_timeout(step_execution_id: str) -> bool:
-    """A WAIT_FOR_EVENT step's timeout: take its TIMEOUT edge unless its event came first."""
+def resume_due_workflows(project_id: str) -> dict[str, Any]:
+    """Resume the project's workflow runs whose DELAY or wait timeout is due
+    (:func:`plunk_events.services.workflow_runtime.resume_due`)."""
     from .services import workflow_runtime
 
-    return workflow_runtime.resume_wait(step_execution_id, "TIMEOUT")
+    return workflow_runtime.resume_due(project_id)

@@ -8,10 +8,14 @@ next step commit. So a step runs once, and a run that a crash interrupts is left
 the periodic job (:func:`resume_stalled`) runs again. Steps that wait end the chain:
 
 * DELAY completes at once, puts the next step in the run as SCHEDULED with ``execute_after``
-  and the execution WAITING, and enqueues ``advance_workflow`` for then (``run_after``);
+  and the execution WAITING;
 * WAIT_FOR_EVENT leaves its step WAITING (``wait_event_name``, ``execute_after`` = timeout);
-  the dispatcher (:mod:`.enrollment`) resumes it when the contact's event arrives, the
-  ``workflow_wait_timeout`` task (or the periodic job) when the timeout passes.
+  the dispatcher (:mod:`.enrollment`) resumes it when the contact's event arrives.
+
+Timers are not a task per run: :func:`schedule_timer` enqueues one ``resume_due_workflows``
+task per project and second (per process) for when they fall due, and :func:`resume_due`
+resumes every run due by then (10,000 DELAYs ending together are a handful of tasks); the
+periodic job covers lost tasks and backends that cannot defer.
 
 WEBHOOK calls the network outside any transaction: the step is marked RUNNING and committed
 first, and completed by a second claim; a worker killed in between leaves it RUNNING, and the
@@ -22,8 +26,10 @@ Step semantics are in :mod:`.workflow_steps`.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -57,15 +63,10 @@ def stalled_after() -> timedelta:
 MAX_STEPS_PER_CALL = 100
 
 
-def _enqueue(task_, *args: Any, run_after: datetime | None = None, alias: str) -> None:
-    """Enqueue after the commit; deferred where the backend can, else the periodic job (or
-    ``plunk_tick``) resumes it when due."""
+def _enqueue(task_, *args: Any, alias: str) -> None:
+    """Enqueue after the commit (inline on the immediate backend)."""
     from .. import tasks
 
-    if run_after is not None:
-        if not task_.get_backend().supports_defer:
-            return
-        task_ = task_.using(run_after=run_after)
     tasks.enqueue_on_commit(task_, *args, using=alias)
 
 
@@ -258,7 +259,6 @@ def _run_current_step(alias: str, execution: WorkflowExecution) -> _Next:
 
 def _apply(alias, execution, step, row, result: workflow_steps.StepResult) -> _Next:
     """Record a step's result and move the run on (or park it)."""
-    from .. import tasks
 
     if result.wait_until is not None or result.waiting:
         # WAIT_FOR_EVENT: the step waits; the run waits with it.
@@ -273,9 +273,7 @@ def _apply(alias, execution, step, row, result: workflow_steps.StepResult) -> _N
             status=Status.WAITING, updated_at=timezone.now()
         )
         if result.wait_until is not None:
-            _enqueue(
-                tasks.workflow_wait_timeout, str(row.pk), run_after=result.wait_until, alias=alias
-            )
+            schedule_timer(execution.project_id, result.wait_until, using=alias)
         return _Next()
     _complete_step(alias, row, result.output)
     if result.exit_reason is not None:
@@ -297,13 +295,7 @@ def _apply(alias, execution, step, row, result: workflow_steps.StepResult) -> _N
         WorkflowExecution.objects.using(alias).filter(pk=execution.pk).update(
             status=Status.WAITING, current_step_id=to, updated_at=timezone.now()
         )
-        _enqueue(
-            tasks.advance_workflow,
-            str(execution.pk),
-            str(to),
-            run_after=result.resume_at,
-            alias=alias,
-        )
+        schedule_timer(execution.project_id, result.resume_at, using=alias)
         return _Next()
     _move_on(alias, execution, to)
     return _Next(to)
@@ -424,22 +416,82 @@ def resume_waits_for(
 # The periodic job
 
 
+#: Per process: ``(project id, due second)`` of the timer tasks it enqueued.
+_timer_buckets: dict[tuple[str, int], None] = {}
+#: Longest a resume_due task works before it hands the rest to a new task.
+RESUME_BUDGET_SECONDS = 30.0
+
+
+def schedule_timer(project_id: Any, due: datetime, *, using: str | None = None) -> None:
+    """Make sure, once the transaction commits, that a ``resume_due_workflows`` task for the
+    project runs at the second ``due`` falls in (or just after): a DELAY's next step or a
+    wait's timeout. One task per project and second per process, however many runs fall due
+    then; a task covers every run due when it starts. Without a backend that defers, the
+    periodic job (``plunk_tick`` from cron) resumes them."""
+    from .. import tasks
+
+    alias = using or db_for_write()
+    task = tasks.resume_due_workflows
+    if not task.get_backend().supports_defer:
+        return
+    second = math.ceil(due.timestamp())
+    key = (str(project_id), second)
+
+    def enqueue() -> None:
+        if key in _timer_buckets:
+            return
+        horizon = time.time() - 60
+        for old in [k for k in _timer_buckets if k[1] < horizon]:
+            del _timer_buckets[old]
+        _timer_buckets[key] = None
+        run_after = datetime.fromtimestamp(second, tz=UTC)
+        task.using(run_after=run_after).enqueue(key[0])
+
+    transaction.on_commit(enqueue, using=alias, robust=True)
+
+
+def resume_due(
+    project_id: Any = None, *, now: datetime | None = None, budget: float | None = None
+) -> dict[str, Any]:
+    """Resume the runs whose timer is due (of one project, or all): a DELAY's scheduled next
+    step runs, a wait past its timeout takes its TIMEOUT edge. Works for at most ``budget``
+    seconds, then hands the rest to a new task (``more``)."""
+    from .. import tasks
+
+    alias = db_for_write()
+    now = now or timezone.now()
+    deadline = time.monotonic() + (budget or RESUME_BUDGET_SECONDS)
+    counts: dict[str, Any] = {"timers": 0, "timeouts": 0, "more": False}
+    due = WorkflowStepExecution.objects.using(alias).filter(
+        status__in=(StepStatus.SCHEDULED, StepStatus.WAITING), execute_after__lte=now
+    )
+    if project_id is not None:
+        due = due.filter(project_id=project_id)
+    rows = due.order_by("execute_after").values_list("pk", "status", "execution_id", "step_id")
+    for row_id, status, execution_id, step_id in rows[:10_000]:
+        if time.monotonic() > deadline:
+            counts["more"] = True
+            break
+        if status == StepStatus.WAITING:
+            counts["timeouts"] += resume_wait(row_id, Outcome.TIMEOUT)
+        elif advance(execution_id, step_id) is not None:
+            counts["timers"] += 1
+        else:  # its run is over or elsewhere (cancelled): the timer is moot
+            WorkflowStepExecution.objects.using(alias).filter(
+                pk=row_id, status=StepStatus.SCHEDULED
+            ).update(status=StepStatus.SKIPPED)
+    if counts["more"] and project_id is not None:
+        tasks.enqueue_on_commit(tasks.resume_due_workflows, str(project_id), using=alias)
+    return counts
+
+
 def resume_stalled(*, now: datetime | None = None) -> dict[str, int]:
     """Catch up on work whose task was lost: timers that are due (DELAY targets, wait
     timeouts) and RUNNING executions untouched for :func:`stalled_after` (a worker died)."""
     alias = db_for_write()
     now = now or timezone.now()
-    counts = {"timers": 0, "timeouts": 0, "stalled": 0}
-    due = WorkflowStepExecution.objects.using(alias).filter(
-        status__in=(StepStatus.SCHEDULED, StepStatus.WAITING), execute_after__lte=now
-    )
-    for row_id, status, execution_id, step_id in due.values_list(
-        "pk", "status", "execution_id", "step_id"
-    ):
-        if status == StepStatus.WAITING:
-            counts["timeouts"] += resume_wait(row_id, Outcome.TIMEOUT)
-        elif advance(execution_id, step_id) is not None:
-            counts["timers"] += 1
+    resumed = resume_due(now=now, budget=float("inf"))
+    counts = {"timers": resumed["timers"], "timeouts": resumed["timeouts"], "stalled": 0}
     stalled = WorkflowExecution.objects.using(alias).filter(
         status=Status.RUNNING, updated_at__lt=now - stalled_after()
     )

@@ -353,3 +353,60 @@ def test_a_refused_webhook_target_fails_the_run(project, ann):
     assert execution.status == Status.FAILED
     step = WorkflowStepExecution.objects.get(execution=execution, step=rows[1])
     assert step.status == "FAILED" and "10.0.0.1" in step.error
+
+
+# Timers: one task per project and second, not one per run
+
+
+@pytest.fixture
+def deferring(settings):
+    """A backend that defers tasks and runs none (as a worker's queue would hold them)."""
+    from plunk_events.compat import task_enqueued
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    results = []
+
+    def collect(sender, task_result, **kwargs):
+        results.append(task_result)
+
+    task_enqueued.connect(collect, weak=False)
+    workflow_runtime._timer_buckets.clear()
+    yield results
+    task_enqueued.disconnect(collect)
+    workflow_runtime._timer_buckets.clear()
+
+
+def test_delays_ending_together_share_one_timer_task(
+    project, deferring, django_capture_on_commit_callbacks
+):
+    flow, rows = workflow(project, ("DELAY", {"amount": 1, "unit": "hours"}), ("EXIT", {}))
+    contacts = [Contact.objects.create(project=project, email=f"{i}@x.io") for i in range(30)]
+    with django_capture_on_commit_callbacks(execute=True):
+        for contact in contacts:
+            start(flow, rows, contact)
+    timers = [r for r in deferring if r.task.name == "resume_due_workflows"]
+    # The 30 DELAYs end within a second or two of each other: a task per second, not per run.
+    assert 1 <= len(timers) <= 3
+    assert all(r.args == [str(project.pk)] for r in timers)
+    due = WorkflowStepExecution.objects.filter(status="SCHEDULED").order_by("execute_after")
+    assert timers[0].task.run_after >= due.first().execute_after
+    assert timers[-1].task.run_after >= due.last().execute_after
+
+    # When they are due, one call resumes them all.
+    WorkflowStepExecution.objects.filter(status="SCHEDULED").update(
+        execute_after=timezone.now() - timedelta(seconds=1)
+    )
+    assert workflow_runtime.resume_due(project.pk)["timers"] == 30
+    assert WorkflowExecution.objects.filter(status="COMPLETED").count() == 30
+
+
+def test_a_timer_of_a_cancelled_run_is_skipped(project, ann):
+    flow, rows = workflow(project, ("DELAY", {"amount": 1, "unit": "minutes"}), ("EXIT", {}))
+    execution = start(flow, rows, ann)
+    WorkflowExecution.objects.filter(pk=execution.pk).update(status=Status.CANCELLED)
+    WorkflowStepExecution.objects.filter(status="SCHEDULED").update(
+        execute_after=timezone.now() - timedelta(seconds=1)
+    )
+    assert workflow_runtime.resume_due(project.pk)["timers"] == 0
+    assert WorkflowStepExecution.objects.get(step=rows[2]).status == "SKIPPED"
+    assert workflow_runtime.resume_due(project.pk)["timers"] == 0  # and not read again
