@@ -16,7 +16,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.text import Truncator
@@ -57,6 +57,25 @@ class NamePlan:
         return is_system_event(self.name)
 
 
+def counted(n: int, word: str) -> str:
+    """``counted(1, "segment")`` is "1 segment", ``counted(2, "segment")`` "2 segments"."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def plain_refusal(name: str, usage: dict, fallback: str) -> str:
+    """The delete guard's refusal in words a marketer reads (the API keeps Plunk's message)."""
+    if is_system_event(name):
+        return "Plunk records this event itself; it cannot be deleted."
+    segments, workflows = usage.get("usedInSegments", []), usage.get("usedInWorkflows", [])
+    if segments or workflows:
+        users = [
+            counted(len(x), w) for x, w in ((segments, "segment"), (workflows, "workflow")) if x
+        ]
+        them = "it" if len(segments) + len(workflows) == 1 else "them"
+        return f"Used by {' and '.join(users)}: edit {them} to stop using this event first."
+    return fallback
+
+
 def plan_deletions(
     pairs: Iterable[tuple[Project, str]], *, site_name: str = admin.site.name
 ) -> list[NamePlan]:
@@ -72,8 +91,8 @@ def plan_deletions(
         plan = NamePlan(project, name, counts[project.pk].get(name, 0))
         refusal = deletion.delete_refusal(project, name)
         if refusal is not None:
-            plan.refusal = refusal.message
             usage = refusal.details or {}
+            plan.refusal = plain_refusal(name, usage, refusal.message)
             plan.segments = [
                 Link(s["name"], reverse(f"{site_name}:plunk_events_segment_change", args=[s["id"]]))
                 for s in usage.get("usedInSegments", [])
@@ -116,7 +135,10 @@ def execute_deletions(modeladmin, request: HttpRequest, plans: list[NamePlan]) -
             deleted = deletion.delete_events_by_name(plan.project, plan.name)
         except PlunkError as exc:
             modeladmin.message_user(
-                request, f"“{plan.name}” was not deleted: {exc.message}", messages.ERROR
+                request,
+                f"“{plan.name}” was not deleted: "
+                f"{plain_refusal(plan.name, exc.details or {}, exc.message)}",
+                messages.ERROR,
             )
             continue
         log_name_deletion(request, plan, deleted)
@@ -184,6 +206,16 @@ def _names_in_selection(request: HttpRequest, queryset: QuerySet) -> list[tuple[
     return pairs
 
 
+def _after_deletion(request: HttpRequest, plans: list[NamePlan]) -> HttpResponseRedirect | None:
+    """A list filtered to a name that is now deleted would be empty: drop that filter."""
+    name = request.GET.get(NAME_PARAM)
+    if name and any(p.name == name and p.deletable for p in plans):
+        query = request.GET.copy()
+        del query[NAME_PARAM]
+        return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+    return None
+
+
 @admin.action(permissions=["delete"], description="Delete all events with the selected names")
 def delete_events_with_selected_names(modeladmin, request, queryset):
     """Like ``delete_selected``: a confirmation page first, the deletion on ``post=yes``."""
@@ -192,7 +224,7 @@ def delete_events_with_selected_names(modeladmin, request, queryset):
     )
     if request.POST.get("post") == "yes":
         execute_deletions(modeladmin, request, plans)
-        return None
+        return _after_deletion(request, plans)
     hidden = [(helpers.ACTION_CHECKBOX_NAME, v) for v in request.POST.getlist("_selected_action")]
     hidden += [("action", DELETE_ACTION), ("select_across", request.POST.get("select_across", "0"))]
     return render_confirmation(

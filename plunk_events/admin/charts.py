@@ -9,6 +9,7 @@ Long windows are grouped by week or month so bars stay readable.
 from __future__ import annotations
 
 import math
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -20,10 +21,23 @@ from django.utils.safestring import SafeString, mark_safe
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 OTHER_COLOR = "#8c8c8c"
 OTHER_LABEL = "Other names"
+#: Key of the pre-summed other names in ``build_chart``'s input (``rollups.daily_counts(others=)``).
+OTHER_KEY = "\u2063other names"  # an invisible separator: no event name starts with it
 
 WIDTH, HEIGHT = 1000, 300
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 16, 58
 MAX_X_LABELS = 12
+
+
+def name_color(name: str, taken: set[str] = frozenset()) -> str:
+    """The palette colour of ``name``, from a hash of the name, so that ``email.open`` keeps its
+    colour whatever the window; a colour already ``taken`` by a bigger name moves to the next."""
+    first = zlib.crc32(name.encode()) % len(PALETTE)
+    for step in range(len(PALETTE)):
+        color = PALETTE[(first + step) % len(PALETTE)]
+        if color not in taken:
+            return color
+    return PALETTE[first]
 
 
 @dataclass
@@ -39,6 +53,8 @@ class Bucket:
     start: date
     end: date  # inclusive
     values: list[int] = field(default_factory=list)
+    #: True for the bucket holding today: its day is not over, its count still grows.
+    partial: bool = False
 
     @property
     def total(self) -> int:
@@ -58,8 +74,15 @@ class Chart:
 
     @property
     def rows(self) -> list[tuple[str, list[int], int]]:
-        """Table fallback: (period label, values per series, total)."""
-        return [(period_label(b, self.unit), b.values, b.total) for b in self.buckets]
+        """Table fallback: (period label, values per series, total), numbers formatted."""
+        return [
+            (
+                period_label(b, self.unit) + (" (so far)" if b.partial else ""),
+                [f"{v:,}" for v in b.values],
+                f"{b.total:,}",
+            )
+            for b in self.buckets
+        ]
 
 
 def bucket_unit(first: date, last: date) -> str:
@@ -120,11 +143,13 @@ def build_chart(
     *,
     top: int = len(PALETTE),
     title: str = "Events",
+    today: date | None = None,
 ) -> Chart:
     """Group ``{(day, name): count}`` into buckets from ``first`` to ``last`` and draw them.
 
     The ``top`` names with the most events get their own colour; the rest are stacked as one
-    "Other names" series.
+    "Other names" series. Each name's colour comes from a hash of the name (:func:`name_color`).
+    The bucket holding ``today`` is marked partial.
     """
     if last < first:
         first, last = last, first
@@ -132,10 +157,16 @@ def build_chart(
     totals: dict[str, int] = defaultdict(int)
     for (_, name), n in daily.items():
         totals[name] += n
-    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    ranked = sorted(
+        ((n, c) for n, c in totals.items() if n != OTHER_KEY), key=lambda kv: (-kv[1], kv[0])
+    )
     named = [name for name, n in ranked[:top] if n]
-    others = {name for name, _ in ranked[top:]}
-    series = [Series(name, PALETTE[i % len(PALETTE)], totals[name]) for i, name in enumerate(named)]
+    others = {name for name, _ in ranked[top:]} | ({OTHER_KEY} & set(totals))
+    series, taken = [], set()
+    for name in named:
+        color = name_color(name, taken)
+        taken.add(color)
+        series.append(Series(name, color, totals[name]))
     if others:
         series.append(
             Series(OTHER_LABEL, OTHER_COLOR, sum(totals[n] for n in others), is_other=True)
@@ -147,7 +178,9 @@ def build_chart(
     while start <= last:
         nxt = _next(start, unit)
         position[start] = len(buckets)
-        buckets.append(Bucket(start, nxt - timedelta(days=1), [0] * len(series)))
+        end = nxt - timedelta(days=1)
+        partial = today is not None and start <= today <= end
+        buckets.append(Bucket(start, end, [0] * len(series), partial))
         start = nxt
     for (day, name), n in daily.items():
         if not first <= day <= last:
@@ -201,7 +234,8 @@ def _svg(chart: Chart, title: str) -> SafeString:
     for i, bucket in enumerate(buckets):
         x = MARGIN_LEFT + i * slot + (slot - bar) / 2
         base = 0
-        label = period_label(bucket, unit)
+        label = period_label(bucket, unit) + (" (so far)" if bucket.partial else "")
+        opacity = ' fill-opacity="0.45"' if bucket.partial else ""
         for value, s in zip(bucket.values, series, strict=True):
             if not value:
                 continue
@@ -209,7 +243,7 @@ def _svg(chart: Chart, title: str) -> SafeString:
             base += value
             parts.append(
                 f'<rect x="{x:.2f}" y="{top_y:.2f}" width="{bar:.2f}" '
-                f'height="{max(bottom_y - top_y, 0.5):.2f}" fill="{s.color}">'
+                f'height="{max(bottom_y - top_y, 0.5):.2f}" fill="{s.color}"{opacity}>'
                 f"<title>{escape(label)} · {escape(s.name)}: {value:,}"
                 f"{f' of {bucket.total:,}' if len(series) > 1 else ''}</title></rect>"
             )
@@ -225,6 +259,8 @@ def _svg(chart: Chart, title: str) -> SafeString:
             f"{escape(_tick_label(buckets[i].start, unit))}</text>"
         )
     span = f"{first_day:%d %b %Y} – {last_day:%d %b %Y}" if buckets else ""
+    if buckets and buckets[-1].partial:
+        span += ", the last bar so far (today is not over)"
     caption = {"day": "Day", "week": "Week starting", "month": "Month"}[unit]
     parts.append(
         f'<text x="{MARGIN_LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle">'

@@ -12,16 +12,19 @@ from django.utils.text import Truncator
 
 from ..models import Contact, Event
 from ..services import contacts, events
-from .base import ProjectScopedMixin, admin_url, name_stats_url, pretty_json
-from .filters import PROJECT_PARAM, ProjectFilter
+from .base import ProjectScopedMixin, admin_url, adopt, date_time, name_stats_url
+from .filters import PROJECT_PARAM, ProjectFilter, selected_project
+from .forms import ContactForm
 from .paginator import LargeTablePaginator
 
 
 @admin.register(Contact)
 class ContactAdmin(ProjectScopedMixin, admin.ModelAdmin):
-    """Contacts are written by track and the API; here they are read, and deleted with events."""
+    """Contacts: read with their latest events, edited (email, subscription, data) and deleted
+    through the contact service, never written here."""
 
-    list_display = ("email", "project", "subscribed", "created_at", "event_count")
+    form = ContactForm
+    list_display = ("email", "project", "subscribed", "created", "event_count")
     list_filter = (ProjectFilter, "subscribed")
     search_fields = ("email",)  # the search itself is get_search_results()
     search_help_text = "Exact email address."
@@ -29,19 +32,19 @@ class ContactAdmin(ProjectScopedMixin, admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator = LargeTablePaginator
-    sortable_by = ("created_at", "email")
+    sortable_by = ("created", "email", "event_count")
     ordering = ("-created_at", "-id")
     fields = (
         "id",
         "project",
         "email",
         "subscribed",
+        "data",
         "event_count",
-        "data_json",
         "created_at",
         "updated_at",
     )
-    readonly_fields = fields
+    readonly_fields = ("id", "project", "event_count", "created_at", "updated_at")
     change_form_template = "admin/plunk_events/contact/change_form.html"
 
     class Media:
@@ -68,16 +71,33 @@ class ContactAdmin(ProjectScopedMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def get_list_display(self, request):
+        """No Project column when the list shows one project (it always does)."""
+        if selected_project(request) is not None:
+            return tuple(f for f in self.list_display if f != "project")
+        return self.list_display
 
-    @admin.display(description="events", ordering=None)
+    def save_model(self, request, obj, form, change):
+        """Through the service: an unsubscribe or resubscribe records its contact event."""
+        data = form.cleaned_data.get("data")
+        before = set((form.initial.get("data") or {}).keys())
+        patch = dict.fromkeys(before - set(data or {})) | (data or {})
+        saved = contacts.update_contact(
+            obj.project,
+            obj.pk,
+            email=form.cleaned_data["email"],
+            data=patch,
+            subscribed=form.cleaned_data["subscribed"],
+        )
+        adopt(obj, saved)
+
+    @admin.display(description="created at", ordering="created_at")
+    def created(self, obj):
+        return date_time(obj.created_at)
+
+    @admin.display(description="events", ordering="event_count")
     def event_count(self, obj):
         return f"{obj.event_count:,}"
-
-    @admin.display(description="data")
-    def data_json(self, obj):
-        return pretty_json(obj.data)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         contact = self.get_object(request, object_id)

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from ..models import Contact, Event, EventStatistics
 from .actions import delete_events_with_selected_names
-from .base import ProjectScopedMixin, admin_url, name_stats_url, pretty_json
+from .base import ProjectScopedMixin, admin_url, date_time, name_stats_url, pretty_json
 from .filters import (
+    NAME_PARAM,
     PROJECT_PARAM,
     EventChangeList,
     EventKindFilter,
     EventNameFilter,
     ProjectFilter,
+    known_event_count,
+    project_counts,
     selected_project,
 )
 from .paginator import LargeTablePaginator
 from .views import StatsViews
+
+#: Names a prefix search may match at most (an ``IN`` list on the name index).
+MAX_PREFIX_NAMES = 500
 
 
 @admin.register(Event)
@@ -28,10 +36,13 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
     """Events are facts: browse, inspect and delete by name (guarded), never add or edit."""
 
     list_display = ("name", "contact_link", "project", "created_at")
+    list_display_links = ("created_at",)
     list_filter = (ProjectFilter, EventKindFilter, EventNameFilter)
     date_hierarchy = "created_at"
     search_fields = ("name",)  # the search itself is get_search_results()
-    search_help_text = "Exact event name or exact contact email."
+    search_help_text = (
+        "The start of an event name (“email.” finds every email event), or a contact’s exact email."
+    )
     list_select_related = ("contact", "project")
     list_per_page = 100
     show_full_result_count = False
@@ -40,7 +51,7 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
     sortable_by = ("created_at",)
     ordering = ("-created_at", "-id")
     actions = [delete_events_with_selected_names]
-    fields = ("id", "project", "contact_link", "name_link", "created_at", "email_id", "data_json")
+    fields = ("id", "project", "contact_link", "name_link", "created", "email_id", "data_json")
     readonly_fields = fields
 
     class Media:
@@ -48,6 +59,73 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return EventChangeList
+
+    def get_list_display(self, request):
+        """No Project column when the list shows one project (it always does, see the mixin)."""
+        if selected_project(request) is not None:
+            return tuple(f for f in self.list_display if f != "project")
+        return self.list_display
+
+    def result_rows(self, cl) -> list[SafeString]:
+        """The changelist's rows as HTML, one string per row, the markup of Django's
+        ``items_for_result`` (checkbox, ``field-*`` classes) with URLs built once per page."""
+        site = self.admin_site.name
+        change = reverse(f"{site}:plunk_events_event_change", args=["00000000"])
+        contact = reverse(f"{site}:plunk_events_contact_change", args=["00000000"])
+        names: dict = {}
+        with_project = "project" in cl.list_display
+        with_checkbox = "action_checkbox" in cl.list_display
+        rows = []
+        for obj in cl.result_list:
+            key = (obj.project_id, obj.name)
+            if key not in names:
+                names[key] = format_html(
+                    '<a href="{}" title="Statistics of this event name">{}</a>',
+                    name_stats_url(site, obj.project_id, obj.name),
+                    obj.name,
+                )
+            cells = [
+                format_html(
+                    '<td class="action-checkbox"><input type="checkbox" name="{}" value="{}"'
+                    ' class="action-select" aria-label="Select this object for an action - {}">'
+                    "</td>",
+                    ACTION_CHECKBOX_NAME,
+                    obj.pk,
+                    obj.name,
+                ),
+                format_html('<td class="field-name">{}</td>', names[key]),
+                format_html(
+                    '<td class="field-contact_link"><a href="{}">{}</a></td>',
+                    contact.replace("00000000", str(obj.contact_id)),
+                    obj.contact.email,
+                )
+                if obj.contact_id
+                else mark_safe('<td class="field-contact_link">—</td>'),
+            ]
+            if not with_checkbox:
+                cells.pop(0)
+            if with_project:
+                cells.append(format_html('<td class="field-project">{}</td>', obj.project))
+            cells.append(
+                format_html(
+                    '<th class="field-created_at nowrap"><a href="{}" title="Open this event">'
+                    '<time datetime="{}">{}</time></a></th>',
+                    change.replace("00000000", str(obj.pk)),
+                    obj.created_at.isoformat(),
+                    date_time(obj.created_at),
+                )
+            )
+            rows.append(mark_safe("".join(cells)))  # noqa: S308 (every cell is format_html)
+        return rows
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        return self.paginator(
+            queryset,
+            per_page,
+            orphans,
+            allow_empty_first_page,
+            known_count=known_event_count(request),
+        )
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -65,16 +143,23 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
         return obj is None and super().has_delete_permission(request)
 
     def get_search_results(self, request, queryset, search_term):
-        """Exact name or exact contact email, each answered by a (project, …) index."""
+        """An exact contact email, or event names starting with the term (the project's name
+        catalogue lists them, so the query stays an ``IN`` on the (project, name, …) index)."""
         term = search_term.strip()
         if not term:
             return queryset, False
-        contacts = Contact.objects.filter(email=term.lower())
         project = selected_project(request)
+        match = Q(name=term)
+        if project is not None:
+            names = [n for n in project_counts(request, project) if n.startswith(term)]
+            match = Q(name__in=names[:MAX_PREFIX_NAMES]) if names else match
+        contacts = Contact.objects.filter(email=term.lower())
         if project is not None:
             contacts = contacts.filter(project=project)
         contact_ids = list(contacts.values_list("pk", flat=True)[:100])
-        return queryset.filter(Q(name=term) | Q(contact_id__in=contact_ids)), False
+        if contact_ids:
+            match |= Q(contact_id__in=contact_ids)
+        return queryset.filter(match), False
 
     @admin.display(description="contact")
     def contact_link(self, obj):
@@ -88,6 +173,10 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
         url = name_stats_url(self.admin_site.name, obj.project_id, obj.name)
         return format_html('{} (<a href="{}">statistics</a>)', obj.name, url)
 
+    @admin.display(description="created at")
+    def created(self, obj):
+        return date_time(obj.created_at)
+
     @admin.display(description="data")
     def data_json(self, obj):
         return pretty_json(obj.data)
@@ -96,6 +185,10 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
         query = {PROJECT_PARAM: request.GET[PROJECT_PARAM]} if PROJECT_PARAM in request.GET else {}
         stats_url = admin_url(self.admin_site.name, "plunk_events_event_stats", query=query)
         extra_context = {**(extra_context or {}), "stats_url": stats_url}
+        project, name = selected_project(request), request.GET.get(NAME_PARAM)
+        if project is not None and name:
+            extra_context["name_url"] = name_stats_url(self.admin_site.name, project.pk, name)
+            extra_context["name"] = name
         return super().changelist_view(request, extra_context)
 
     def get_urls(self):

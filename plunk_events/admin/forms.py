@@ -13,10 +13,10 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
-from ..models import Segment, Workflow
+from ..models import Contact, Segment, Workflow
 from ..services import automation, references
 from ..services.errors import Conflict, FieldErrorList, ValidationFailed
-from ..services.validation import check_event_name
+from ..services.validation import check_email, check_event_name
 
 
 def _guard(form: forms.BaseForm | forms.BaseFormSet, project, names, field: str | None) -> None:
@@ -131,3 +131,37 @@ class WorkflowForm(forms.ModelForm):
         if project is not None and name and not self.errors:
             _guard(self, project, {name}, "event_name")
         return cleaned
+
+
+class ContactForm(forms.ModelForm):
+    """Email, subscription and data of a contact, checked by the API's rules; the admin saves
+    it through :func:`contacts.update_contact`, which records the subscription events."""
+
+    data = PrettyJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 10, "cols": 60}),
+        help_text='A JSON object, e.g. {"plan": "pro", "firstName": "Ada"}. Removing a key '
+        "removes it from the contact.",
+    )
+
+    class Meta:
+        model = Contact
+        fields = ("email", "subscribed", "data")
+
+    def clean_email(self):
+        errors = FieldErrorList()
+        email = check_email(errors, self.cleaned_data.get("email"))
+        if errors:
+            raise ValidationError([e["message"] for e in errors])
+        taken = Contact.objects.filter(project_id=self.instance.project_id, email=email).exclude(
+            pk=self.instance.pk
+        )
+        if taken.exists():
+            raise ValidationError(f'A contact with email "{email}" already exists.')
+        return email
+
+    def clean_data(self):
+        data = self.cleaned_data.get("data")
+        if data is not None and not isinstance(data, dict):
+            raise ValidationError("Contact data must be a JSON object.")
+        return data

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.urls import path
 from django.utils.html import format_html
 
 from ..models import Project
@@ -22,9 +26,9 @@ class ProjectAdmin(admin.ModelAdmin):
         "public_key",
         "secret_key_masked",
         "created_at",
-        "events_rolled_until",
         "links",
     )
+    change_form_template = "admin/plunk_events/project/change_form.html"
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -57,6 +61,25 @@ class ProjectAdmin(admin.ModelAdmin):
             saved = create_project(obj.name)
             adopt(obj, saved)
             obj.secret_key = saved.secret_key  # for response_add, the one page that shows it
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/regenerate-keys/",
+                self.admin_site.admin_view(self.regenerate_view),
+                name="plunk_events_project_regenerate_keys",
+            ),
+            *super().get_urls(),
+        ]
+
+    def regenerate_view(self, request, object_id):
+        """The project page's button: the action's confirmation, then the new keys, once."""
+        project = self.get_object(request, unquote(object_id))
+        if project is None:
+            raise Http404("No such project")
+        if not self.has_change_permission(request, project):
+            raise PermissionDenied
+        return regenerate_project_keys(self, request, Project.objects.filter(pk=project.pk))
 
     def response_add(self, request, obj, post_url_continue=None):
         return render_keys(self, request, [obj], title=f"Project “{obj}” created")

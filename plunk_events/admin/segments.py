@@ -14,15 +14,7 @@ from .forms import SegmentForm
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
-    list_display = (
-        "name",
-        "project",
-        "type",
-        "slug",
-        "track_membership",
-        "member_count",
-        "event_names",
-    )
+    list_display = ("name", "project", "type", "tracked", "members", "event_names")
     list_filter = ("project", "type", "track_membership")
     search_fields = ("name",)
     readonly_fields = ("slug", "member_count", "event_names", "created_at", "updated_at")
@@ -51,7 +43,15 @@ class SegmentAdmin(admin.ModelAdmin):
     def slug(self, obj):
         return obj.slug if obj.name else "—"
 
-    @admin.display(description="referenced event names")
+    @admin.display(description="tracked", boolean=True, ordering="track_membership")
+    def tracked(self, obj):
+        return obj.track_membership
+
+    @admin.display(description="members", ordering="member_count")
+    def members(self, obj):
+        return f"{obj.member_count:,}"
+
+    @admin.display(description="events used")
     def event_names(self, obj):
         return event_name_links(
             self.admin_site.name, obj.project_id, condition_event_names(obj.condition)

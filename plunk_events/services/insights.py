@@ -17,14 +17,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import TypeVar
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Count, F, Max, Min, OuterRef, Subquery
 
 from ..constants import is_system_event
-from ..models import Contact, Event, EventNameTotal, Project
+from ..models import Contact, Event, EventDailyCount, EventNameTotal, Project
 from . import rollups
 from .references import References, deletion_allowed, references_by_name
 
@@ -103,8 +103,10 @@ class NameSummary:
 class NameSummaries:
     rows: list[NameSummary]
     total: int
-    #: False when the distinct-contact query ran out of its time budget.
+    #: False when the distinct-contact query ran out of its time budget or was skipped.
     contacts_computed: bool
+    #: True when it was skipped because the window holds more than ``contacts_up_to`` events.
+    contacts_skipped: bool = False
 
 
 def unique_contacts(
@@ -162,14 +164,18 @@ def name_summaries(
     end: datetime | None = None,
     *,
     budget_ms: int = CONTACTS_BUDGET_MS,
+    contacts_up_to: int | None = None,
 ) -> NameSummaries:
     """One row per event name with events in the window, count descending.
 
-    ``count`` is exactly what ``GET /events/stats`` answers for the same window.
+    ``count`` is exactly what ``GET /events/stats`` answers for the same window. Distinct
+    contacts read every event of the window: with ``contacts_up_to`` they are counted only when
+    the window holds at most that many events (the page stays as fast as the rollup reads).
     """
     counts = rollups.event_counts(project, start, end)
     total = sum(counts.values())
-    contacts = unique_contacts(project, start, end, budget_ms=budget_ms)
+    skipped = contacts_up_to is not None and total > contacts_up_to
+    contacts = None if skipped else unique_contacts(project, start, end, budget_ms=budget_ms)
     seen = seen_range(project, counts, start, end)
     refs = references_by_name(project, counts)
     rows = []
@@ -186,7 +192,46 @@ def name_summaries(
                 references=refs[name],
             )
         )
-    return NameSummaries(rows, total, contacts is not None)
+    return NameSummaries(rows, total, contacts is not None, skipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# Periods with events (the changelist's date drill-down)
+
+
+def event_periods(project: Project, unit: str, year: int | None = None, month: int | None = None):
+    """The years, months or days (the first ``date`` of each) in which ``project`` has events,
+    inside ``year`` (and ``month``) when given, in UTC days: the daily rollup's days plus the
+    distinct days of the live tail after its watermark (minutes of events: the read paths keep
+    it short). Years run from the first to the last such day (two index probes).
+    """
+    daily = EventDailyCount.objects.filter(project=project, count__gt=0)
+    # The watermark as loaded: if a rollup moved it since, the tail read here starts earlier
+    # and only repeats days the rollup has too (the result is a set).
+    rolled = project.events_rolled_until
+    tail = Event.objects.filter(project=project)
+    if rolled is not None:
+        tail = tail.filter(created_at__gte=rolled)
+    if year is not None:
+        first = date(year, month or 1, 1)
+        after = date(year + 1, 1, 1) if (month or 12) == 12 else date(year, month + 1, 1)
+        daily = daily.filter(day__gte=first, day__lt=after)
+        start = datetime.combine(first, time.min, tzinfo=UTC)
+        tail = tail.filter(
+            created_at__gte=start, created_at__lt=datetime.combine(after, time.min, tzinfo=UTC)
+        )
+    if unit == "year":
+        bounds = daily.aggregate(first=Min("day"), last=Max("day"))
+        days = [d for d in bounds.values() if d is not None]
+    else:
+        days = list(daily.order_by().values_list("day", flat=True).distinct())
+    days += [d.date() for d in tail.datetimes("created_at", "day", tzinfo=UTC)]
+    if unit == "year":
+        years = sorted({d.year for d in days})
+        return [date(y, 1, 1) for y in range(years[0], years[-1] + 1)] if years else []
+    if unit == "month":
+        return sorted({d.replace(day=1) for d in days})
+    return sorted(set(days))
 
 
 # ---------------------------------------------------------------------------------------------

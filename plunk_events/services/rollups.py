@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Case, Count, F, Max, Min, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -279,9 +279,18 @@ def daily_counts(
     end: datetime | None = None,
     *,
     names: Iterable[str] | None = None,
+    others: str | None = None,
 ) -> dict[tuple[Any, str], int]:
-    """``{(day, name): count}`` of the window for charts, from the same rollup and tail."""
+    """``{(day, name): count}`` of the window for charts, from the same rollup and tail.
+
+    With ``names`` and ``others``, the events of every other name are counted too, summed per
+    day under the key ``others`` (a chart's "other names" without one row per name and day).
+    """
     names = list(names) if names is not None else None
+    grouped = names is not None and others is not None
+
+    def label():
+        return Case(When(name__in=names, then=F("name")), default=Value(others))
 
     def read(rolled):
         out: Counter = Counter()
@@ -290,16 +299,27 @@ def daily_counts(
             daily = EventDailyCount.objects.filter(project=project, day__lte=split.last_day)
             if split.first_day is not None:
                 daily = daily.filter(day__gte=split.first_day)
-            if names is not None:
-                daily = daily.filter(name__in=names)
-            for day, name, n in daily.values_list("day", "name", "count"):
+            if grouped:
+                daily = (
+                    daily.annotate(label=label())
+                    .values_list("day", "label")
+                    .annotate(n=Sum("count"))
+                    .order_by()
+                )
+            elif names is not None:
+                daily = daily.filter(name__in=names).values_list("day", "name", "count")
+            else:
+                daily = daily.values_list("day", "name", "count")
+            for day, name, n in daily:
                 out[(day, name)] += n
         raw = _raw_events(project, split.raw)
-        if names is not None:
+        if names is not None and not grouped:
             raw = raw.filter(name__in=names)
         rows = (
-            raw.annotate(day=TruncDate("created_at", tzinfo=UTC))
-            .values_list("day", "name")
+            raw.annotate(
+                day=TruncDate("created_at", tzinfo=UTC), label=label() if grouped else F("name")
+            )
+            .values_list("day", "label")
             .annotate(n=Count("id"))
             .order_by()
         )

@@ -101,7 +101,7 @@ def test_pages_of_a_second_admin_site_link_within_it(admin_client, project, seed
     assert other("plunk_events_contact_change", contact.pk) in urls
     assert segment_url in urls
     delete_url = other("plunk_events_event_name_delete", project.pk, quote("signup"))
-    assert delete_url in urls
+    assert delete_url not in urls  # referenced: the button is disabled, with the reason
     # Its delete confirmation names the references that refuse it.
     refused = admin_client.get(delete_url)
     urls = assert_within_other_site(refused)
@@ -135,3 +135,12 @@ def test_pages_of_a_second_admin_site_link_within_it(admin_client, project, seed
     index_entry = admin_client.get(other("plunk_events_eventstatistics_changelist"))
     assert index_entry.status_code == 302
     assert index_entry["Location"] == other("plunk_events_event_stats")
+
+
+@pytest.mark.parametrize(
+    "name", ["signup", "a/b", "with space", "é?&=#%", "x_2F", "<b>", "dot.name", "emoji 🎉"]
+)
+def test_name_page_url_is_what_reverse_builds(project, name):
+    from plunk_events.admin.base import name_page_url, name_stats_url
+
+    assert name_page_url("admin", project.pk, name) == name_stats_url("admin", project.pk, name)

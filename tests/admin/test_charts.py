@@ -39,7 +39,7 @@ def test_daily_chart_stacks_the_top_names_and_groups_the_rest():
     assert svg.count("<rect") == 40
     assert "<title>2025-03-01 · a: 8 of 36</title>" in svg
     assert ">1 Mar</text>" in svg and "Day (UTC), 01 Mar 2025 – 10 Mar 2025" in svg
-    assert chart.rows[0] == ("2025-03-01", [8, 7, 6, 15], 36)
+    assert chart.rows[0] == ("2025-03-01", ["8", "7", "6", "15"], "36")
 
 
 def test_empty_days_are_kept_and_names_escaped():
@@ -63,3 +63,21 @@ def test_long_ranges_are_grouped_by_week_and_month():
     assert monthly.unit == "month"
     assert monthly.buckets[0].total == 31 and monthly.buckets[1].total == 29
     assert monthly.rows[1][0] == "February 2024"
+
+
+def test_colours_follow_the_name_not_the_rank():
+    first = date(2025, 3, 1)
+    one = build_chart({(first, "email.open"): 10, (first, "x"): 50}, first, first)
+    two = build_chart({(first, "email.open"): 90, (first, "y"): 5}, first, first)
+    colour = {s.name: s.color for s in one.series}["email.open"]
+    assert {s.name: s.color for s in two.series}["email.open"] == colour
+    assert len({s.color for s in one.series}) == len(one.series)
+
+
+def test_the_bucket_of_today_is_partial():
+    first = date(2025, 3, 1)
+    daily = {(first + timedelta(days=d), "a"): 1000 + d for d in range(3)}
+    chart = build_chart(daily, first, first + timedelta(days=2), today=first + timedelta(days=2))
+    assert [b.partial for b in chart.buckets] == [False, False, True]
+    assert chart.rows[2] == ("2025-03-03 (so far)", ["1,002"], "1,002")
+    assert 'fill-opacity="0.45"' in str(chart.svg) and "so far" in str(chart.svg)

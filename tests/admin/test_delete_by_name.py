@@ -79,10 +79,8 @@ def test_confirmation_lists_counts_and_refusals_and_deletes_nothing(
         "purchase": (6, False),
         "email.open": (5, False),
     }
-    assert plans["email.open"].refusal == "Cannot delete reserved system event: email.open"
-    assert plans["signup"].refusal == (
-        "Cannot delete event: used in 1 segment(s) and 0 workflow(s)"
-    )
+    assert plans["email.open"].refusal == "Plunk records this event itself; it cannot be deleted."
+    assert plans["signup"].refusal == ("Used by 1 segment: edit it to stop using this event first.")
     html = response.content.decode()
     segment_url = reverse("admin:plunk_events_segment_change", args=[segment.pk])
     workflow_url = reverse("admin:plunk_events_workflow_change", args=[workflow.pk])
@@ -104,10 +102,10 @@ def test_confirmed_post_deletes_only_names_passing_the_guard(admin_client, seede
     assert counts(seeded) == {"signup": 12, "purchase": 6, "email.open": 5}
     assert counts(other_project) == {"pageview": 4}  # another project's events stay
     assert messages_of(response) == [
-        "“email.open” was not deleted: Cannot delete reserved system event: email.open",
+        "“email.open” was not deleted: Plunk records this event itself; it cannot be deleted.",
         "Deleted 3 “old” events in project “Acme”.",
         "Deleted 30 “pageview” events in project “Acme”.",
-        "“signup” was not deleted: Cannot delete event: used in 1 segment(s) and 0 workflow(s)",
+        "“signup” was not deleted: Used by 1 segment: edit it to stop using this event first.",
     ]
     entries = LogEntry.objects.order_by("object_id")
     assert [(e.object_id, e.action_flag) for e in entries] == [
@@ -171,7 +169,7 @@ def test_a_reference_added_after_the_confirmation_is_still_refused(rf, admin_use
     request._messages = FallbackStorage(request)
     assert execute_deletions(site._registry[Event], request, plans) == 0
     assert [str(m) for m in request._messages] == [
-        "“pageview” was not deleted: Cannot delete event: used in 1 segment(s) and 0 workflow(s)"
+        "“pageview” was not deleted: Used by 1 segment: edit it to stop using this event first."
     ]
     assert counts(seeded)["pageview"] == 30
     assert not LogEntry.objects.exists()
@@ -226,7 +224,7 @@ def test_name_page_delete_refusal(admin_client, seeded):
         "admin:plunk_events_event_name_stats", args=[seeded.pk, quote("purchase")]
     )
     assert messages_of(response) == [
-        "“purchase” was not deleted: Cannot delete event: used in 0 segment(s) and 1 workflow(s)"
+        "“purchase” was not deleted: Used by 1 workflow: edit it to stop using this event first."
     ]
     assert counts(seeded)["purchase"] == 6
     # A plain POST without post=yes only shows the confirmation again.
@@ -282,7 +280,8 @@ def test_name_page_shows_a_running_deletion(admin_client, seeded):
     assert f'<th scope="row">Started at</th><td>{started}</td>' in html
     assert '<th scope="row">Worker alive</th><td>Yes (lease until' in html
     assert "No: it is being deleted" in html
-    assert "a worker is deleting them already" in html
+    assert '<span class="button plunk-disabled" aria-disabled="true">' in html
+    assert "Cannot be deleted: it is being deleted already." in html
     # The name page's delete is refused while the worker lives.
     response = admin_client.post(detail_delete_url(seeded, "old"), {"post": "yes"})
     assert messages_of(response) == [
@@ -301,7 +300,9 @@ def test_name_page_shows_an_abandoned_deletion_and_its_delete_finishes_it(admin_
     assert messages_of(response) == ["Deleted 3 “old” events in project “Acme”."]
     job.refresh_from_db()
     assert (job.status, job.deleted_count) == (EventDeletion.Status.DONE, 3)
-    assert 'id="plunk-deletion"' not in name_page(admin_client, seeded, "old")
+    # Every "old" event is gone: its page is a 404, not an empty page with a delete button.
+    url = reverse("admin:plunk_events_event_name_stats", args=[seeded.pk, quote("old")])
+    assert admin_client.get(url).status_code == 404
 
 
 def test_admin_segment_naming_an_abandoned_deletion_finishes_it(admin_client, seeded):

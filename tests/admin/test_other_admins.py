@@ -40,12 +40,14 @@ def contacts_url(project, **params) -> str:
 
 
 def test_contact_changelist_counts_events_without_a_query_per_row(
-    admin_client, project, other_project, seed, django_assert_max_num_queries
+    admin_client, project, other_project, seed, django_assert_max_num_queries, is_postgres
 ):
     people = seed(project, {"signup": 90, "purchase": 13}, contacts=30)
     seed(other_project, {"signup": 5}, contacts=5, prefix="o")
     assert admin_client.get(reverse("admin:plunk_events_contact_changelist")).status_code == 302
-    with django_assert_max_num_queries(9):
+    # PostgreSQL: the planner's estimate first (EXPLAIN), then, the estimate being small, the
+    # exact count under its time budget (savepoint, statement_timeout, count, rollback).
+    with django_assert_max_num_queries(11 if is_postgres else 9):
         response = admin_client.get(contacts_url(project))
     listed = list(response.context["cl"].result_list)
     assert len(listed) == 30
@@ -84,7 +86,7 @@ def test_contact_detail_shows_data_and_latest_events(admin_client, project, seed
         "admin:plunk_events_event_name_stats", args=[project.pk, quote(timeline[0]["name"])]
     )
     assert f'<a href="{stats_url}">{timeline[0]["name"]}</a>' in html
-    assert 'name="_save"' not in html  # contacts are written by track and the API
+    assert 'name="_save"' in html  # editable since issue 13, through the contact service
 
 
 def test_contact_delete_goes_through_the_store(admin_client, project, seed, staff_client):
@@ -121,11 +123,10 @@ def test_contact_bulk_delete_goes_through_the_store(admin_client, project, seed)
     assert set(Event.objects.values_list("contact_id", flat=True)) == {people[2].pk}
 
 
-def test_contacts_cannot_be_added_or_edited(admin_client, project, seed):
-    people = seed(project, {"signup": 1}, contacts=1)
+def test_contacts_cannot_be_added(admin_client, project, seed):
+    seed(project, {"signup": 1}, contacts=1)
     assert admin_client.get(reverse("admin:plunk_events_contact_add")).status_code == 403
-    url = reverse("admin:plunk_events_contact_change", args=[people[0].pk])
-    assert admin_client.post(url, {"email": "x@example.com"}).status_code == 403
+    assert admin_client.post(reverse("admin:plunk_events_contact_add"), {}).status_code == 403
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,9 +168,10 @@ def test_segment_add_validates_and_saves_through_the_service(admin_client, proje
     assert segment.condition == CONDITION and segment.track_membership
     assert LogEntry.objects.get().object_id == str(segment.pk)
 
+    change = admin_client.get(reverse("admin:plunk_events_segment_change", args=[segment.pk]))
+    assert "vip-users" in change.content.decode()  # the slug, on the segment's page
     listing = admin_client.get(reverse("admin:plunk_events_segment_changelist"))
     html = listing.content.decode()
-    assert "vip-users" in html
     for name in ("purchase", "signup"):
         url = reverse("admin:plunk_events_event_name_stats", args=[project.pk, quote(name)])
         assert f'<a href="{url}">{name}</a>' in html

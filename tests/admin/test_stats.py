@@ -189,7 +189,8 @@ def test_name_detail_page(admin_client, seeded, sk, referenced):
     assert "No: it is referenced" in html
     assert "svg" in html and "Daily events of “signup”" in html
     delete_url = reverse("admin:plunk_events_event_name_delete", args=[seeded.pk, quote("signup")])
-    assert f'href="{delete_url}" class="deletelink"' in html
+    assert delete_url not in html  # referenced: no delete link, a disabled button and why
+    assert "Cannot be deleted: segments or workflows above use it; edit them first." in html
     contact_url = reverse("admin:plunk_events_contact_change", args=[top[0].contact_id])
     assert f'<a href="{contact_url}">{top[0].email}</a>' in html
 
@@ -292,7 +293,7 @@ def test_stats_page_query_count_is_pinned(
         admin_client.get(name_url(project, "name03", window="90"))
 
 
-NOT_COMPUTED_CELL = '<span class="plunk-muted" title="Not computed">—</span>'
+NOT_COMPUTED_CELL = '<td class="num"><span class="plunk-muted" title="Not counted">—</span></td>'
 NOT_COMPUTED_NOTES = (
     "Unique contacts were not computed: this window holds too many events",
     "not computed (too many events)",

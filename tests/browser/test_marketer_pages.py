@@ -1,0 +1,107 @@
+"""Issue 13 in a real browser at 1280 px: every changelist fits (no horizontal overflow of the
+results table), the statistics and name pages read plainly, a contact is edited, and a
+project's keys are regenerated from its page. Screenshots go to ``test-artifacts/screenshots/``
+(``21-…`` onwards)."""
+
+from __future__ import annotations
+
+import pytest
+
+from plunk_events.constants import CONTACT_UNSUBSCRIBED
+from plunk_events.models import Contact, Event
+from tests.browser.test_admin_browser import login, site  # noqa: F401 (the fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHANGELISTS = ("event", "contact", "segment", "workflow", "project")
+
+#: Horizontal overflow of the results table: how far it runs past its container or the window.
+OVERFLOW_JS = """() => {
+  const table = document.querySelector('#result_list');
+  const wrap = table.closest('.results') || table.parentElement;
+  const view = document.documentElement.clientWidth;
+  return {
+    table: table.scrollWidth - wrap.clientWidth,
+    right: Math.ceil(table.getBoundingClientRect().right) - view,
+    page: document.documentElement.scrollWidth - view,
+  };
+}"""
+
+
+def test_every_changelist_fits_at_1280(page, site, screenshot):  # noqa: F811
+    login(page, site)
+    for i, model in enumerate(CHANGELISTS):
+        page.goto(f"{site['url']}/admin/plunk_events/{model}/")
+        page.wait_for_selector("#result_list")
+        overflow = page.evaluate(OVERFLOW_JS)
+        screenshot(f"2{i}-changelist-{model}-1280")
+        assert overflow["table"] <= 0, (model, overflow)
+        assert overflow["right"] <= 0, (model, overflow)
+        assert overflow["page"] <= 0, (model, overflow)
+        headers = page.locator("#result_list thead th").all_inner_texts()
+        assert not any(h.strip().lower() == "project" for h in headers) or model in (
+            "segment",
+            "workflow",
+        ), (model, headers)
+
+
+def test_stats_and_name_pages_read_plainly(page, site, screenshot):  # noqa: F811
+    login(page, site)
+    page.goto(f"{site['url']}/admin/plunk_events/event/stats/?project={site['project'].pk}")
+    page.wait_for_selector("#plunk-names")
+    text = page.locator("#content").inner_text()
+    assert "GET /events" not in text and "(s)" not in text
+    assert "0.0%" not in text
+    system = page.locator("#plunk-names tbody tr", has_text="email.open").locator("td").nth(5)
+    assert system.inner_text().strip() == "System"
+    colour = page.locator(".plunk-legend li", has_text="email.open").locator(".plunk-swatch")
+    first = colour.get_attribute("style")
+    screenshot("25-stats-plain-wording")
+    page.click(".plunk-windows >> text=7 days")
+    page.wait_for_selector("#plunk-names")
+    again = page.locator(".plunk-legend li", has_text="email.open").locator(".plunk-swatch")
+    assert again.get_attribute("style") == first  # the colour follows the name
+    assert "today so far" in page.locator("#content").inner_text()
+
+    # A system name: its delete button is disabled, with the reason.
+    page.click("#plunk-names tbody >> text=email.open")
+    page.wait_for_selector(".plunk-name-detail")
+    assert page.locator(".plunk-delete-row .deletelink").count() == 0
+    assert "Plunk records this event itself" in page.locator("#plunk-delete-reason").inner_text()
+    screenshot("26-name-page-system-event")
+
+    # An unknown name is a 404.
+    response = page.goto(
+        f"{site['url']}/admin/plunk_events/event/stats/{site['project'].pk}/no-such-name/"
+    )
+    assert response.status == 404
+
+    # The changelist's name cell opens the name's page.
+    page.goto(f"{site['url']}/admin/plunk_events/event/?project={site['project'].pk}")
+    page.locator("#result_list td.field-name a").first.click()
+    page.wait_for_selector(".plunk-name-detail")
+    screenshot("27-name-page-from-changelist")
+
+
+def test_contact_edit_and_project_keys(page, site, screenshot):  # noqa: F811
+    login(page, site)
+    contact = Contact.objects.filter(project=site["project"], subscribed=True).first()
+    page.goto(f"{site['url']}/admin/plunk_events/contact/{contact.pk}/change/")
+    page.wait_for_selector("#contact_form")
+    screenshot("28-contact-edit")
+    page.uncheck("#id_subscribed")
+    page.fill("#id_data", '{"plan": "pro", "firstName": "Ada"}')
+    page.click("input[name=_save]")
+    page.wait_for_selector("ul.messagelist")
+    contact.refresh_from_db()
+    assert not contact.subscribed and contact.data == {"plan": "pro", "firstName": "Ada"}
+    assert Event.objects.filter(contact=contact, name=CONTACT_UNSUBSCRIBED).exists()
+
+    page.goto(f"{site['url']}/admin/plunk_events/project/{site['project'].pk}/change/")
+    page.wait_for_selector("#plunk-regenerate-keys")
+    assert site["project"].public_key in page.locator("#content").inner_text()
+    screenshot("29-project-page")
+    page.click("#plunk-regenerate-keys")
+    page.click("input[value='Yes, regenerate the keys']")
+    page.wait_for_selector("code.plunk-key")
+    screenshot("30-project-new-keys")
