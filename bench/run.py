@@ -54,6 +54,8 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))  # bench/engine.py
 
+import admin_bench  # noqa: E402
+
 WORKERS = 4
 INGEST_CONNECTIONS = 16
 GET_CONNECTIONS = 4
@@ -588,6 +590,7 @@ class Bench:
                 f"GET /events?cursor= (keyset page at depth {num(depth)})",
                 f"/events?cursor={cursor}",
             ),
+            admin_bench.API_CASE,
             ("names", "GET /events/names", "/events/names"),
             ("stats30", "GET /events/stats (last 30 days)", f"/events/stats?startDate={start}"),
             (
@@ -697,6 +700,7 @@ class Bench:
         r.table(
             ["Endpoint", "Queries", "DB time", "req/s", "HTTP p50", "HTTP p99", "non-2xx"], rows
         )
+        admin_bench.report(r, results, ms=ms)
         for todo in r.todo:
             r.add(f"- **TODO**: {todo}")
         if r.todo:
@@ -1406,6 +1410,7 @@ class Bench:
             row("names ≤ 5 ms DB", ms(q["names"]["db_ms"]), q["names"]["db_ms"] <= 5)
         if "stats30" in q:
             row("30-day stats ≤ 10 ms DB", ms(q["stats30"]["db_ms"]), q["stats30"]["db_ms"] <= 10)
+        admin_bench.targets(q, row)
         eng = d.get("engine")
         if eng:
             first = eng["compute"]["first"]
