@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import TYPE_CHECKING
 
@@ -184,8 +185,10 @@ class Worker:
     def __enter__(self) -> Worker:
         cmd = [sys.executable, "manage.py", "db_worker", "--interval", "0.2"]
         cmd += ["--no-startup-delay", "--no-reload"]
+        # Its log goes to a file: an undrained pipe fills up and stops the worker mid-run.
+        self.log = tempfile.NamedTemporaryFile(prefix="plunk-bench-worker-", suffix=".log")
         self.proc = subprocess.Popen(
-            cmd, cwd=self.root, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            cmd, cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
         return self
 
@@ -195,6 +198,7 @@ class Worker:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.close()
 
 
 def _dispatch_backlog(project) -> float | None:
