@@ -27,6 +27,7 @@ from ..conf import conf
 from ..models import Event, Workflow, WorkflowStep
 from ..workflow_models import WorkflowExecution
 from . import dispatch, workflow_runtime
+from .executions import trigger_step_id
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +70,26 @@ def _events(alias: str, position, names: set[str]) -> list[tuple]:
     )
 
 
-def _start(alias: str, workflow: Workflow, event: tuple) -> bool:
+def _start(alias: str, workflow: Workflow, event: tuple, trigger: Any) -> bool:
     """Start ``workflow`` for the event's contact, unless the event started it already or the
-    re-entry rules keep the contact out (:func:`.executions.enroll`)."""
+    re-entry rules keep the contact out (:func:`.executions.enroll`), and run it here until it
+    waits or ends: the dispatcher is a task already, and a task per run would only queue."""
     from .executions import enroll
 
     created_at, event_id, contact_id, _name, data = event
-    return (
-        enroll(workflow, contact_id, context=data, source_event_id=event_id, using=alias)
-        is not None
+    run = enroll(
+        workflow,
+        contact_id,
+        context=data,
+        source_event_id=event_id,
+        trigger_id=trigger,
+        using=alias,
+        notify=False,
     )
+    if run is None:
+        return False
+    workflow_runtime.advance(run, trigger)
+    return True
 
 
 def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
@@ -92,6 +103,7 @@ def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
     if not names:
         return totals
     position = dispatch.cursor(alias, project_id, "workflows", settled_before)
+    trigger_ids: dict[Any, Any] = {}
     while True:
         batch = _events(alias, position, names)
         if not batch:
@@ -106,7 +118,9 @@ def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
             created_at, event_id, contact_id, name, data = event
             for workflow in by_name.get(name, ()):
                 if (workflow.pk, event_id) not in started:
-                    totals["started"] += _start(alias, workflow, event)
+                    if workflow.pk not in trigger_ids:
+                        trigger_ids[workflow.pk] = trigger_step_id(workflow, using=alias)
+                    totals["started"] += _start(alias, workflow, event, trigger_ids[workflow.pk])
             if name in waited:
                 totals["resumed"] += workflow_runtime.resume_waits_for(
                     alias, project_id, contact_id, name, event_id, created_at, data

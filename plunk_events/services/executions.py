@@ -80,6 +80,7 @@ def enroll(
     source_event_id: Any = None,
     trigger_id: Any = None,
     using: str | None = None,
+    notify: bool = True,
 ) -> uuid.UUID | None:
     """Insert a RUNNING execution of ``workflow`` for a contact of its project, at its TRIGGER
     step, if the contact may enter; returns its id, or None (nothing written) when it may not.
@@ -88,7 +89,8 @@ def enroll(
     an execution of it; when the contact has a RUNNING or WAITING one; and, unless
     ``allow_reentry``, when it ever had one. Neither ``enabled`` nor the trigger event is
     checked: the caller chose the workflow. After the commit the runtime is told
-    (``workflow_runtime.execution_created``).
+    (``workflow_runtime.execution_created``), unless ``notify`` is false (the dispatcher,
+    which runs the new execution itself).
     """
     alias = using or db_for_write()
     trigger_id = trigger_id or trigger_step_id(workflow, using=alias)
@@ -129,7 +131,8 @@ def enroll(
     if not inserted:
         return None
     # runtime: advanced by services/workflow_runtime.py
-    transaction.on_commit(lambda: _runtime_notified(execution_id), using=alias, robust=True)
+    if notify:
+        transaction.on_commit(lambda: _runtime_notified(execution_id), using=alias, robust=True)
     return execution_id
 
 
