@@ -99,20 +99,17 @@ def workflows_changed(project_id: Any) -> None:
 
 
 def _claim(alias: str, execution_id: Any, step_id: Any) -> WorkflowExecution | None:
-    """Claim the execution at ``step_id`` (inside the caller's transaction), or None if it is
-    not there any more (finished, cancelled, moved on: the caller's task is stale)."""
-    now = timezone.now()
-    claimed = (
-        WorkflowExecution.objects.using(alias)
-        .filter(pk=execution_id, status__in=ACTIVE_STATUSES, current_step_id=step_id)
-        .update(updated_at=now)
-    )
-    if not claimed:
-        return None
+    """Claim the execution at ``step_id`` (inside the caller's transaction): its row, locked
+    until the transaction ends, or None if it is not there any more (finished, cancelled,
+    moved on: the caller's task is stale). A concurrent claim waits for the lock and then finds
+    the run moved on. SQLite has no row locks; its IMMEDIATE transactions serialise writers
+    (check ``plunk_events.W001``)."""
     return (
         WorkflowExecution.objects.using(alias)
-        .select_related("workflow", "contact", "current_step")
-        .get(pk=execution_id)
+        .select_related("workflow", "current_step")
+        .select_for_update(of=("self",))
+        .filter(pk=execution_id, status__in=ACTIVE_STATUSES, current_step_id=step_id)
+        .first()
     )
 
 
@@ -193,6 +190,8 @@ class _Next:
     step_id: Any = None
     #: The step must call the network first (WEBHOOK): the claim committed it RUNNING.
     deliver: WorkflowStepExecution | None = None
+    #: The run's status when the chain stops here (None: ask the database).
+    status: str | None = None
 
 
 def advance(execution_id: Any, step_id: Any) -> str | None:
@@ -208,7 +207,7 @@ def advance(execution_id: Any, step_id: Any) -> str | None:
         if following.deliver is not None:
             following = _deliver_webhook(alias, execution, following.deliver)
         if following.step_id is None:
-            return _status(alias, execution_id)
+            return following.status or _status(alias, execution_id)
         step_id = following.step_id
     from .. import tasks
 
@@ -235,14 +234,16 @@ def _run_current_step(alias: str, execution: WorkflowExecution) -> _Next:
         _move_on(alias, execution, to)
         return _Next(to)
     if row.status == StepStatus.WAITING:  # only its event or its timeout moves it on
-        return _Next()
+        return _Next(status=Status.WAITING)
     if row.status == StepStatus.SCHEDULED and row.execute_after and row.execute_after > now:
-        return _Next()  # a DELAY's target, not due yet
+        return _Next(status=Status.WAITING)  # a DELAY's target, not due yet
     delivering = row.status == StepStatus.RUNNING and step.type == WorkflowStep.Type.WEBHOOK
     if delivering and row.started_at and now - row.started_at < stalled_after():
         return _Next()  # another worker is delivering it
     if execution.status == Status.WAITING:  # a DELAY's target that is due: the run resumes
-        WorkflowExecution.objects.using(alias).filter(pk=execution.pk).update(status=Status.RUNNING)
+        WorkflowExecution.objects.using(alias).filter(pk=execution.pk).update(
+            status=Status.RUNNING, updated_at=now
+        )
         execution.status = Status.RUNNING
     if step.type == WorkflowStep.Type.WEBHOOK:
         WorkflowStepExecution.objects.using(alias).filter(pk=row.pk).update(
@@ -253,7 +254,7 @@ def _run_current_step(alias: str, execution: WorkflowExecution) -> _Next:
         result = workflow_steps.run(alias, execution, step, row)
     except workflow_steps.StepFailed as exc:
         _fail(alias, execution, row, str(exc))
-        return _Next()
+        return _Next(status=Status.FAILED)
     return _apply(alias, execution, step, row, result)
 
 
@@ -274,11 +275,11 @@ def _apply(alias, execution, step, row, result: workflow_steps.StepResult) -> _N
         )
         if result.wait_until is not None:
             schedule_timer(execution.project_id, result.wait_until, using=alias)
-        return _Next()
+        return _Next(status=Status.WAITING)
     _complete_step(alias, row, result.output)
     if result.exit_reason is not None:
         _finish(alias, execution, Status.COMPLETED, exit_reason=result.exit_reason)
-        return _Next()
+        return _Next(status=Status.COMPLETED)
     to = next_step(step, result.output)
     if result.resume_at is not None and to is not None:
         # DELAY: the next step is scheduled; the run waits until then.
@@ -296,9 +297,9 @@ def _apply(alias, execution, step, row, result: workflow_steps.StepResult) -> _N
             status=Status.WAITING, current_step_id=to, updated_at=timezone.now()
         )
         schedule_timer(execution.project_id, result.resume_at, using=alias)
-        return _Next()
+        return _Next(status=Status.WAITING)
     _move_on(alias, execution, to)
-    return _Next(to)
+    return _Next(to, status=None if to else Status.COMPLETED)
 
 
 def _deliver_webhook(alias: str, execution: WorkflowExecution, row) -> _Next:
