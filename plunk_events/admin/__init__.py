@@ -6,7 +6,14 @@ through :mod:`plunk_events.services`; changelists of big tables stay on the (pro
 one project at a time, no full COUNT (:mod:`.paginator`), no facets, no DISTINCT (:mod:`.filters`).
 """
 
-from . import contacts, events, projects, segments, workflows  # noqa: F401  (registrations)
+from . import (  # noqa: F401  (registrations)
+    contacts,
+    events,
+    projects,
+    segments,
+    workflow_pages,
+    workflows,
+)
 from .base import admin_url, adopt, name_stats_url, pretty_json
 
 __all__ = ["admin_url", "adopt", "name_stats_url", "pretty_json"]

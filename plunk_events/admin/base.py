@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from urllib.parse import quote as url_quote
 from urllib.parse import urlencode
 
@@ -22,7 +23,10 @@ def date_time(value) -> str:
     current time zone, named."""
     if value is None:
         return "—"
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+    zone = timezone.get_current_timezone()
+    if zone is UTC or getattr(zone, "key", None) == "UTC":  # the common case, without zoneinfo
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return timezone.localtime(value, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def pretty_json(value) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape as esc
+
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Q
@@ -12,7 +14,14 @@ from django.utils.safestring import SafeString, mark_safe
 
 from ..models import Contact, Event, EventStatistics
 from .actions import delete_events_with_selected_names
-from .base import ProjectScopedMixin, admin_url, date_time, name_stats_url, pretty_json
+from .base import (
+    ProjectScopedMixin,
+    admin_url,
+    date_time,
+    name_page_url,
+    name_stats_url,
+    pretty_json,
+)
 from .filters import (
     NAME_PARAM,
     PROJECT_PARAM,
@@ -60,6 +69,12 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return EventChangeList
 
+    def get_list_select_related(self, request):
+        """The project is the one of the filter when one is selected: no join for it."""
+        if selected_project(request) is not None:
+            return ("contact",)
+        return self.list_select_related
+
     def get_list_display(self, request):
         """No Project column when the list shows one project (it always does, see the mixin)."""
         if selected_project(request) is not None:
@@ -68,7 +83,9 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
 
     def result_rows(self, cl) -> list[SafeString]:
         """The changelist's rows as HTML, one string per row, the markup of Django's
-        ``items_for_result`` (checkbox, ``field-*`` classes) with URLs built once per page."""
+        ``items_for_result`` (checkbox, ``field-*`` classes) with URLs built once per page and
+        the standard library's ``escape``: 100 rows through ``items_for_result`` cost more
+        than every query of the page."""
         site = self.admin_site.name
         change = reverse(f"{site}:plunk_events_event_change", args=["00000000"])
         contact = reverse(f"{site}:plunk_events_contact_change", args=["00000000"])
@@ -79,43 +96,37 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
         for obj in cl.result_list:
             key = (obj.project_id, obj.name)
             if key not in names:
-                names[key] = format_html(
-                    '<a href="{}" title="Statistics of this event name">{}</a>',
-                    name_stats_url(site, obj.project_id, obj.name),
-                    obj.name,
+                url = name_page_url(site, obj.project_id, obj.name)
+                names[key] = (
+                    f'<td class="field-name"><a href="{esc(url)}" '
+                    f'title="Statistics of this event name">{esc(obj.name)}</a></td>'
                 )
-            cells = [
-                format_html(
-                    '<td class="action-checkbox"><input type="checkbox" name="{}" value="{}"'
-                    ' class="action-select" aria-label="Select this object for an action - {}">'
-                    "</td>",
-                    ACTION_CHECKBOX_NAME,
-                    obj.pk,
-                    obj.name,
-                ),
-                format_html('<td class="field-name">{}</td>', names[key]),
-                format_html(
-                    '<td class="field-contact_link"><a href="{}">{}</a></td>',
-                    contact.replace("00000000", str(obj.contact_id)),
-                    obj.contact.email,
+            cells = []
+            if with_checkbox:
+                cells.append(
+                    '<td class="action-checkbox"><input type="checkbox" '
+                    f'name="{ACTION_CHECKBOX_NAME}" value="{obj.pk}" class="action-select" '
+                    f'aria-label="Select this object for an action - {esc(obj.name)}"></td>'
                 )
-                if obj.contact_id
-                else mark_safe('<td class="field-contact_link">—</td>'),
-            ]
-            if not with_checkbox:
-                cells.pop(0)
+            cells.append(names[key])
+            if obj.contact_id:
+                url = contact.replace("00000000", str(obj.contact_id))
+                cells.append(
+                    f'<td class="field-contact_link"><a href="{url}">'
+                    f"{esc(obj.contact.email)}</a></td>"
+                )
+            else:
+                cells.append('<td class="field-contact_link">—</td>')
             if with_project:
-                cells.append(format_html('<td class="field-project">{}</td>', obj.project))
+                cells.append(f'<td class="field-project">{esc(str(obj.project))}</td>')
             cells.append(
-                format_html(
-                    '<th class="field-created_at nowrap"><a href="{}" title="Open this event">'
-                    '<time datetime="{}">{}</time></a></th>',
-                    change.replace("00000000", str(obj.pk)),
-                    obj.created_at.isoformat(),
-                    date_time(obj.created_at),
-                )
+                f'<th class="field-created_at nowrap"><a href="'
+                f'{change.replace("00000000", str(obj.pk))}" title="Open this event">'
+                f'<time datetime="{obj.created_at.isoformat()}">{date_time(obj.created_at)}'
+                "</time></a></th>"
             )
-            rows.append(mark_safe("".join(cells)))  # noqa: S308 (every cell is format_html)
+            # Every interpolated text is escaped; ids and URLs reversed here are safe.
+            rows.append(mark_safe("".join(cells)))  # noqa: S308
         return rows
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):

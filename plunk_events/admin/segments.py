@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import path, reverse
 
 from ..models import Segment
 from ..services import automation
 from ..services.references import condition_event_names
 from .base import adopt, event_name_links
 from .forms import SegmentForm
+from .segment_pages import change_members, member_context, preview
 
 
 @admin.register(Segment)
@@ -19,6 +21,7 @@ class SegmentAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     readonly_fields = ("slug", "member_count", "event_names", "created_at", "updated_at")
     list_select_related = ("project",)
+    change_form_template = "admin/plunk_events/segment/change_form.html"
 
     def get_fields(self, request, obj=None):
         return (
@@ -67,6 +70,47 @@ class SegmentAdmin(admin.ModelAdmin):
         else:
             saved = automation.create_segment(form.cleaned_data["project"], **values)
         adopt(obj, saved)
+
+    class Media:
+        css = {"all": ["plunk_events/admin.css"]}
+        js = ["plunk_events/condition_builder.js"]
+
+    def get_urls(self):
+        return [
+            path(
+                "preview/",
+                self.admin_site.admin_view(lambda r: preview(self, r)),
+                name="plunk_events_segment_preview",
+            ),
+            path(
+                "<path:object_id>/members/",
+                self.admin_site.admin_view(lambda r, object_id: change_members(self, r, object_id)),
+                name="plunk_events_segment_members",
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        """The condition builder's settings, on this form's own copy of the widget."""
+        form = context["adminform"].form
+        if "condition" in form.fields:
+            form.fields["condition"].widget.attrs.update(
+                {
+                    "data-preview-url": reverse(
+                        f"{self.admin_site.name}:plunk_events_segment_preview"
+                    ),
+                    "data-project": str(obj.project_id) if obj else "",
+                    "data-segment": str(obj.pk) if obj else "",
+                }
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        segment = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if segment is not None:
+            extra.update(member_context(self.admin_site.name, segment, request))
+        return super().change_view(request, object_id, form_url, extra)
 
     def delete_model(self, request, obj):
         automation.delete_segment(obj.project, obj.pk)

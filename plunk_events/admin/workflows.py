@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Count
+from django.urls import reverse
 from django.utils.html import format_html
 
 from ..models import Workflow, WorkflowStep, WorkflowTransition
@@ -11,6 +13,7 @@ from ..services.workflow_graph import ActiveExecutions
 from ..workflow_models import ACTIVE_STATUSES
 from .base import adopt, name_stats_url
 from .forms import WorkflowForm
+from .workflow_pages import workflow_graph
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -51,18 +54,22 @@ class WorkflowTransitionInline(ReadOnlyInline):
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
     form = WorkflowForm
-    inlines = [WorkflowStepInline, WorkflowTransitionInline]
+    inlines = []  # the graph is drawn by graph() (readable), edited through the API
+
+    class Media:
+        css = {"all": ["plunk_events/admin.css"]}
+
     list_display = ("name", "project", "trigger", "enabled", "allow_reentry", "created_at")
     list_filter = ("project", "enabled", "trigger_type")
     search_fields = ("name",)
     list_select_related = ("project",)
-    readonly_fields = ("trigger_statistics", "created_at", "updated_at")
+    readonly_fields = ("trigger_statistics", "graph", "runs", "created_at", "updated_at")
 
     def get_fields(self, request, obj=None):
         fields = ["project", "name", "description", "event_name", "enabled", "allow_reentry"]
         if obj is not None:
             fields[4:4] = ["trigger_statistics"]
-            fields += ["created_at", "updated_at"]
+            fields += ["graph", "runs", "created_at", "updated_at"]
         return fields
 
     def get_readonly_fields(self, request, obj=None):
@@ -76,6 +83,29 @@ class WorkflowAdmin(admin.ModelAdmin):
             return obj.get_trigger_type_display()
         return format_html(
             '<a href="{}">{}</a>', name_stats_url(self.admin_site.name, obj.project_id, name), name
+        )
+
+    @admin.display(description="steps")
+    def graph(self, obj):
+        return workflow_graph(obj)
+
+    @admin.display(description="runs")
+    def runs(self, obj):
+        url = reverse(f"{self.admin_site.name}:plunk_events_workflowexecution_changelist")
+        query = f"?project={obj.project_id}&workflow__id__exact={obj.pk}"
+        active = dict(
+            obj.executions.filter(status__in=ACTIVE_STATUSES)
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        return format_html(
+            '<a href="{}">All runs</a> · <a href="{}">{} running</a> · <a href="{}">{} waiting</a>',
+            url + query,
+            url + query + "&status__exact=RUNNING",
+            f"{active.get('RUNNING', 0):,}",
+            url + query + "&status__exact=WAITING",
+            f"{active.get('WAITING', 0):,}",
         )
 
     @admin.display(description="trigger event")

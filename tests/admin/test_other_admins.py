@@ -301,21 +301,14 @@ def test_workflow_graph_is_shown_read_only(admin_client, project):
     )  # fmt: skip
     url = reverse("admin:plunk_events_workflow_change", args=[workflow.pk])
     response = admin_client.get(url)
-    steps, transitions = (fs.formset for fs in response.context["inline_admin_formsets"])
-    assert [f.instance.name for f in steps.forms] == [
-        "Trigger: purchase",
-        "Wait for a review",
-        "Done",
-    ]
-    assert [(f.instance.from_step.name, f.instance.to_step.name, f.instance.wait_outcome) for f in transitions.forms] == [
-        ("Trigger: purchase", "Wait for a review", None),
-        ("Wait for a review", "Done", "EVENT"),
-        ("Wait for a review", "Done", "TIMEOUT"),
-    ]  # fmt: skip
-    for inline in response.context["inline_admin_formsets"]:
-        assert not inline.has_add_permission and not inline.has_change_permission
-        assert not inline.has_delete_permission
-    assert 'name="steps-0-name"' not in response.content.decode()
+    assert response.context["inline_admin_formsets"] == []  # drawn, not edited (issue 13)
+    html = re.sub(r"\s+", " ", response.content.decode())
+    order = [html.index(n) for n in ("Trigger: purchase", "Wait for a review", "Done")]
+    assert order == sorted(order)
+    assert "<dt>Give up after</dt><dd>1 minute</dd>" in html
+    assert "<em>when the event arrives</em> → " in html
+    assert "<em>when the wait times out</em> → " in html
+    assert 'name="steps-0-name"' not in html
     # A forged inline row changes nothing: the inlines are not editable.
     step = workflow.steps.get(type="EXIT")
     forged = workflow_form(

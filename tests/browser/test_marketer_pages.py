@@ -105,3 +105,50 @@ def test_contact_edit_and_project_keys(page, site, screenshot):  # noqa: F811
     page.click("input[value='Yes, regenerate the keys']")
     page.wait_for_selector("code.plunk-key")
     screenshot("30-project-new-keys")
+
+
+def test_workflow_run_and_segment_pages(page, site, screenshot):  # noqa: F811
+    from plunk_events.services import automation, executions, workflow_runtime, workflows
+    from plunk_events.workflow_models import WorkflowExecution
+
+    project, workflow = site["project"], site["workflow"]
+    workflows.update_workflow(project, workflow.pk, enabled=True)
+    contact = Contact.objects.filter(project=project).first()
+    run = executions.start_execution(project, workflow.pk, contact.pk)
+    workflow_runtime.advance(run.pk, run.current_step_id)
+    login(page, site)
+
+    page.goto(f"{site['url']}/admin/plunk_events/workflow/{workflow.pk}/change/")
+    page.wait_for_selector(".plunk-graph")
+    graph = page.locator(".plunk-graph").inner_text()
+    assert "Give up after" in graph and "1 day" in graph and "86400" not in graph
+    assert "when the event arrives" in graph
+    screenshot("34-workflow-graph", full_page=True)
+
+    page.click("text=All runs")
+    page.wait_for_selector("#result_list")
+    assert page.evaluate(OVERFLOW_JS)["table"] <= 0
+    screenshot("35-workflow-runs")
+    page.locator("#result_list tbody th a, #result_list tbody td a").first.click()
+    page.wait_for_selector(".plunk-step-timeline")
+    screenshot("36-workflow-run-timeline")
+    page.click("#plunk-cancel-run")
+    page.wait_for_selector("ul.messagelist")
+    assert WorkflowExecution.objects.get(pk=run.pk).status == "CANCELLED"
+    screenshot("37-workflow-run-cancelled")
+
+    static = automation.create_segment(project, name="Beta testers", type="STATIC")
+    page.goto(f"{site['url']}/admin/plunk_events/segment/{static.pk}/change/")
+    page.wait_for_selector("#plunk-member-emails")
+    page.fill("#plunk-member-emails", f"{contact.email}\nnobody@example.com")
+    page.click("#plunk-add-members")
+    page.wait_for_selector("ul.messagelist")
+    assert "Added 1 of 2." in page.locator("ul.messagelist").inner_text()
+    assert contact.email in page.locator("#content").inner_text()
+    screenshot("38-static-segment-members", full_page=True)
+    page.goto(f"{site['url']}/admin/plunk_events/segment/{site['segment'].pk}/change/")
+    page.wait_for_selector("#plunk-builder")
+    page.wait_for_function(
+        "document.getElementById('plunk-builder-preview').textContent.includes('Would match')"
+    )
+    screenshot("39-dynamic-segment-page", full_page=True)
