@@ -85,9 +85,12 @@ def measure_track_with_workflows(bench: Bench, *, wrk, Gunicorn, headers, root) 
 def measure_dispatch_latency(bench: Bench, *, Gunicorn, root, tracks: int = 200) -> dict:
     """Tracks of a trigger, one every 50 ms, each for a new contact; latency = the execution's
     ``started_at`` minus the moment the track's response arrived (same clock)."""
+    from django_tasks_db.models import DBTaskResult
+
     from plunk_events.workflow_models import WorkflowExecution
 
     _drop(bench.big)
+    DBTaskResult.objects.all().delete()  # the last section's backlog is not this one's
     flow = _workflow(bench.big, "latency", "bench_latency", PARK)
     answered: dict[str, datetime] = {}
     with Worker(bench.env, root), Gunicorn(bench.env) as server:
@@ -135,7 +138,10 @@ def measure_delay_resume(bench: Bench, *, root, executions: int = 10_000) -> dic
     from plunk_events.services import workflow_runtime
     from plunk_events.workflow_models import WorkflowExecution, WorkflowStepExecution
 
+    from django_tasks_db.models import DBTaskResult
+
     _drop(bench.big)
+    DBTaskResult.objects.all().delete()
     steps = [
         {"type": "DELAY", "name": "Wait", "config": {"amount": 1, "unit": "minutes"}},
         {"type": "EXIT", "name": "Done", "config": {"reason": "resumed"}},

@@ -10,9 +10,10 @@ step resumes that contact's waits for it that began before it.
 At least once. The dispatcher reads the project's events with those names after the
 ``workflows`` cursor, and moves the cursor only past events older than
 ``DISPATCH_SETTLE_SECONDS``: a transaction that stamped its event earlier but committed later
-than a newer event is still read. Newer events are read again by the next passes, which is
-harmless: a second start of the same (workflow, event) finds the execution there, and a wait
-resumed once is not waiting any more. Nothing is written per event on the ingest path.
+than a newer event is still read. Newer events are read again by the next passes; a process
+skips those it handled already (:data:`_handled`), and handling one twice is harmless anyway:
+a second start of the same (workflow, event) finds the execution there, and a wait resumed once
+is not waiting any more. Nothing is written per event on the ingest path.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 #: Events read per query.
 EVENTS_PER_READ = 1_000
+#: Per process and project: the unsettled events this process handled already (id → time), so
+#: reading them again until they settle costs nothing. A process that has not seen them (a
+#: restart, another worker) handles them again, which the constraints make harmless.
+_handled: dict[str, dict[Any, Any]] = {}
 
 
 def triggers(alias: str, project_id: Any) -> dict[str, list[Workflow]]:
@@ -104,17 +109,19 @@ def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
         return totals
     position = dispatch.cursor(alias, project_id, "workflows", settled_before)
     trigger_ids: dict[Any, Any] = {}
+    handled = _handled.setdefault(str(project_id), {})
     while True:
         batch = _events(alias, position, names)
         if not batch:
             return totals
         totals["events"] += len(batch)
+        fresh = [e for e in batch if e[1] not in handled]
         started = set(
             WorkflowExecution.objects.using(alias)
-            .filter(project_id=project_id, source_event_id__in=[e[1] for e in batch])
+            .filter(project_id=project_id, source_event_id__in=[e[1] for e in fresh])
             .values_list("workflow_id", "source_event_id")
         )
-        for event in batch:
+        for event in fresh:
             created_at, event_id, contact_id, name, data = event
             for workflow in by_name.get(name, ()):
                 if (workflow.pk, event_id) not in started:
@@ -125,7 +132,10 @@ def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
                 totals["resumed"] += workflow_runtime.resume_waits_for(
                     alias, project_id, contact_id, name, event_id, created_at, data
                 )
+            handled[event_id] = created_at
         settled = [e for e in batch if e[0] <= settled_before]
+        for old_id in [i for i, at in handled.items() if at <= settled_before]:
+            del handled[old_id]  # behind the cursor from now on: never read again
         if not settled:
             return totals
         last = dispatch.NewEvent(settled[-1][0], settled[-1][1], settled[-1][2], settled[-1][3])
