@@ -133,12 +133,11 @@ def measure_delay_resume(bench: Bench, *, root, executions: int = 10_000) -> dic
     deferred timer task resumes them; how long after ``due`` the last one completed."""
     from django.db import transaction
     from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
 
     from plunk_events.models import Contact, WorkflowStep
     from plunk_events.services import workflow_runtime
     from plunk_events.workflow_models import WorkflowExecution, WorkflowStepExecution
-
-    from django_tasks_db.models import DBTaskResult
 
     _drop(bench.big)
     DBTaskResult.objects.all().delete()
