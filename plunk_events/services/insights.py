@@ -199,11 +199,31 @@ def name_summaries(
 # Periods with events (the changelist's date drill-down)
 
 
+def _event_years(project: Project) -> list[date]:
+    """Years with events: the first and last event (``MIN``/``MAX`` answered by the
+    (project, created_at) index), and an ``EXISTS`` probe for each year between them."""
+    events = Event.objects.filter(project=project)
+    bounds = events.aggregate(first=Min("created_at"), last=Max("created_at"))
+    if bounds["first"] is None:
+        return []
+    first, last = bounds["first"].astimezone(UTC).year, bounds["last"].astimezone(UTC).year
+    years = [first]
+    for year in range(first + 1, last):
+        start = datetime(year, 1, 1, tzinfo=UTC)
+        if events.filter(
+            created_at__gte=start, created_at__lt=start.replace(year=year + 1)
+        ).exists():
+            years.append(year)
+    if last != first:
+        years.append(last)
+    return [date(y, 1, 1) for y in years]
+
+
 def event_periods(project: Project, unit: str, year: int | None = None, month: int | None = None):
     """The years, months or days (the first ``date`` of each) in which ``project`` has events,
-    inside ``year`` (and ``month``) when given, in UTC days: the daily rollup's days plus the
-    distinct days of the live tail after its watermark (minutes of events: the read paths keep
-    it short). Years run from the first to the last such day (two index probes).
+    inside ``year`` (and ``month``) when given, in UTC days: months and days are the daily
+    rollup's days plus the distinct days of the live tail after its watermark (minutes of
+    events: the read paths keep it short); years come from :func:`_event_years`.
     """
     daily = EventDailyCount.objects.filter(project=project, count__gt=0)
     # The watermark as loaded: if a rollup moved it since, the tail read here starts earlier
@@ -221,14 +241,9 @@ def event_periods(project: Project, unit: str, year: int | None = None, month: i
             created_at__gte=start, created_at__lt=datetime.combine(after, time.min, tzinfo=UTC)
         )
     if unit == "year":
-        bounds = daily.aggregate(first=Min("day"), last=Max("day"))
-        days = [d for d in bounds.values() if d is not None]
-    else:
-        days = list(daily.order_by().values_list("day", flat=True).distinct())
+        return _event_years(project)
+    days = list(daily.order_by().values_list("day", flat=True).distinct())
     days += [d.date() for d in tail.datetimes("created_at", "day", tzinfo=UTC)]
-    if unit == "year":
-        years = sorted({d.year for d in days})
-        return [date(y, 1, 1) for y in range(years[0], years[-1] + 1)] if years else []
     if unit == "month":
         return sorted({d.replace(day=1) for d in days})
     return sorted(set(days))
