@@ -240,12 +240,12 @@ def _run_current_step(alias: str, execution: WorkflowExecution) -> _Next:
     delivering = row.status == StepStatus.RUNNING and step.type == WorkflowStep.Type.WEBHOOK
     if delivering and row.started_at and now - row.started_at < stalled_after():
         return _Next()  # another worker is delivering it
-    if execution.status == Status.WAITING:  # a DELAY's target that is due: the run resumes
+    if step.type == WorkflowStep.Type.WEBHOOK:
+        # The run is RUNNING while the request is out (a resumed DELAY target was WAITING), so
+        # the stalled sweep finds it if this worker dies; other steps end in this transaction.
         WorkflowExecution.objects.using(alias).filter(pk=execution.pk).update(
             status=Status.RUNNING, updated_at=now
         )
-        execution.status = Status.RUNNING
-    if step.type == WorkflowStep.Type.WEBHOOK:
         WorkflowStepExecution.objects.using(alias).filter(pk=row.pk).update(
             status=StepStatus.RUNNING, started_at=now, execute_after=None
         )
