@@ -152,3 +152,45 @@ def test_workflow_run_and_segment_pages(page, site, screenshot):  # noqa: F811
         "document.getElementById('plunk-builder-preview').textContent.includes('Would match')"
     )
     screenshot("39-dynamic-segment-page", full_page=True)
+
+
+def test_view_only_staff_see_no_new_actions(page, site, screenshot):  # noqa: F811
+    """Each new action needs its model's change permission: a view-only user gets none."""
+    from django.contrib.auth.models import Permission, User
+
+    from plunk_events.services import automation, executions, workflows
+
+    project, workflow = site["project"], site["workflow"]
+    workflows.update_workflow(project, workflow.pk, enabled=True)
+    contact = Contact.objects.filter(project=project).first()
+    run = executions.start_execution(project, workflow.pk, contact.pk)
+    static = automation.create_segment(project, name="Beta testers", type="STATIC")
+    viewer = User.objects.create_user("viewer", password="viewer", is_staff=True)
+    viewer.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="plunk_events", codename__startswith="view_"
+        )
+    )
+    page.goto(site["url"] + "/admin/")
+    page.fill("#id_username", "viewer")
+    page.fill("#id_password", "viewer")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#content-main")
+    checks = {
+        f"/admin/plunk_events/workflowexecution/{run.pk}/change/": "#plunk-cancel-run",
+        f"/admin/plunk_events/contact/{contact.pk}/change/": "input[name=_save]",
+        f"/admin/plunk_events/project/{project.pk}/change/": "#plunk-regenerate-keys",
+        f"/admin/plunk_events/segment/{static.pk}/change/": "#plunk-add-members",
+    }
+    for path, selector in checks.items():
+        response = page.goto(site["url"] + path)
+        assert response.status == 200, path
+        assert page.locator(selector).count() == 0, path
+    screenshot("40-view-only-run-page")
+    # The endpoints refuse a forged request too.
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    cancel = page.request.post(
+        f"{site['url']}/admin/plunk_events/workflowexecution/{run.pk}/cancel/",
+        headers={"X-CSRFToken": token, "Referer": site["url"] + "/admin/"},
+    )
+    assert cancel.status == 403 and "CSRF" not in cancel.text()  # refused for the permission
