@@ -19,6 +19,7 @@ is not waiting any more. Nothing is written per event on the ingest path.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -97,6 +98,15 @@ def _start(alias: str, workflow: Workflow, event: tuple, trigger: Any) -> bool:
     return True
 
 
+def _settle(alias: str, position, settled_before) -> None:
+    """Move the cursor past every event stamped before ``settled_before`` (none of them is
+    unread), so a workflow enabled later does not start runs for old events: at most those of
+    the last ``DISPATCH_SETTLE_SECONDS`` before it."""
+    if position.created_at < settled_before:
+        last = dispatch.NewEvent(settled_before, uuid.UUID(int=(1 << 128) - 1), None, "")
+        dispatch.advance(alias, position, last)
+
+
 def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
     """The ``workflows`` consumer: start executions and resume waits for the new events."""
     totals = {"events": 0, "started": 0, "resumed": 0}
@@ -113,6 +123,7 @@ def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
     while True:
         batch = _events(alias, position, names)
         if not batch:
+            _settle(alias, position, settled_before)
             return totals
         totals["events"] += len(batch)
         fresh = [e for e in batch if e[1] not in handled]
@@ -136,6 +147,9 @@ def enroll_new_events(alias: str, project_id: Any) -> dict[str, int]:
         settled = [e for e in batch if e[0] <= settled_before]
         for old_id in [i for i, at in handled.items() if at <= settled_before]:
             del handled[old_id]  # behind the cursor from now on: never read again
+        if len(batch) < EVENTS_PER_READ:  # caught up: every settled event is handled
+            _settle(alias, position, settled_before)
+            return totals
         if not settled:
             return totals
         last = dispatch.NewEvent(settled[-1][0], settled[-1][1], settled[-1][2], settled[-1][3])

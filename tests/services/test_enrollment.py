@@ -159,6 +159,24 @@ def test_an_event_is_read_again_until_it_settles(project, settings):
     assert position.created_at < now - timedelta(seconds=1)  # not past unsettled events
 
 
+def test_a_workflow_enabled_later_starts_no_run_for_old_events(project, settings):
+    flow(project, "other")  # something to dispatch for: the cursor exists and moves
+    settings.PLUNK_EVENTS = {"DISPATCH_SETTLE_SECONDS": 60}
+    dispatch.dispatch(project.pk)  # the cursor starts a minute back
+    ann = Contact.objects.create(project=project, email="ann@x.io")
+    Event.objects.create(
+        project=project,
+        contact=ann,
+        name="signed_up",
+        created_at=timezone.now() - timedelta(seconds=30),
+    )
+    settings.PLUNK_EVENTS = {"DISPATCH_SETTLE_SECONDS": 10}
+    dispatch.dispatch(project.pk)  # nothing to read: the cursor moves to 10 s back
+    welcome = flow(project)  # enabled now: the half-minute-old sign-up is history
+    dispatch.dispatch(project.pk)
+    assert runs(welcome) == []
+
+
 @pytest.mark.requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_dispatches_start_one_run_per_event(project):
