@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -190,6 +191,11 @@ class Worker:
         self.proc = subprocess.Popen(
             cmd, cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
+        deadline = time.monotonic() + 60  # measured work starts once the worker polls
+        while b"Starting worker" not in Path(self.log.name).read_bytes():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"db_worker did not start; see {self.log.name}")
+            time.sleep(0.1)
         return self
 
     def __exit__(self, *exc) -> None:

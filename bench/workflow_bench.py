@@ -94,7 +94,6 @@ def measure_dispatch_latency(bench: Bench, *, Gunicorn, root, tracks: int = 200)
     flow = _workflow(bench.big, "latency", "bench_latency", PARK)
     answered: dict[str, datetime] = {}
     with Worker(bench.env, root), Gunicorn(bench.env) as server:
-        time.sleep(2)  # the worker is up
         for i in range(tracks):
             email = f"latency{i}@bench.test"
             body = f'{{"email": "{email}", "event": "bench_latency"}}'.encode()
