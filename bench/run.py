@@ -17,7 +17,13 @@ drops it at the end (``--keep`` keeps it). It measures, in this order:
    (``bench/naive.py``) vs the SQL ceiling (pgbench running the statements our track emits),
    and ``/v1/track/batch`` vs psycopg ``COPY`` of the same rows;
 4. delete of a large name (seeded for it) while the ingest load runs: total time, longest
-   transaction (``pg_stat_activity`` every 50 ms), ingest p99 during vs just before.
+   transaction (``pg_stat_activity`` every 50 ms), ingest p99 during vs just before;
+5. the segment engine (``bench/engine.py``): full compute, one contact against 20 segments,
+   track throughput with 5 tracked segments against none (with ``db_worker`` running);
+6. the workflow runtime (``bench/workflow_bench.py``): track throughput with 3 enabled
+   workflows against none, dispatch latency, 10,000 DELAYs due at one instant.
+
+``--sections`` runs some of them; ``--reuse`` measures a database kept by an earlier ``--keep``.
 
 App, PostgreSQL and load generator share the machine; the report records the environment and
 where the CPU went, because absolute numbers move between machines and ratios move less.
@@ -62,7 +68,7 @@ GET_CONNECTIONS = 4
 BATCH_CONNECTIONS = WORKERS  # one batch per worker; more connections would only queue
 TRACK_NAMES = 20  # the Lua scripts track event_1..event_20, the most common names
 BULK_NAME = "bench_bulk_delete"
-SECTIONS = ("queries", "ingest", "ratios", "engine", "delete")
+SECTIONS = ("queries", "ingest", "ratios", "engine", "workflows", "delete")
 
 
 @dataclass
@@ -1300,6 +1306,23 @@ class Bench:
         self.report.data["engine"] = {"compute": compute, "reevaluate": reevaluate, "track": track}
         engine.report(self, compute, reevaluate, track, ms=ms, num=num)
 
+    # -- 6. workflow runtime ----------------------------------------------------------
+
+    def measure_workflows(self) -> None:
+        import workflow_bench
+
+        headers = (f"Authorization: {self.pk}",)
+        track = workflow_bench.measure_track_with_workflows(
+            self, wrk=wrk, Gunicorn=Gunicorn, headers=headers, root=ROOT
+        )
+        log(f"  track with 3 enabled workflows: {100 * track['ratio']:.0f}% of without")
+        latency = workflow_bench.measure_dispatch_latency(self, Gunicorn=Gunicorn, root=ROOT)
+        log(f"  dispatch latency p95 {latency.get('p95_ms', float('nan')):.0f} ms")
+        delays = workflow_bench.measure_delay_resume(self, root=ROOT)
+        log(f"  10k delays: last resumed {delays['last_after_due_s']} s after due")
+        self.report.data["workflows"] = {"track": track, "latency": latency, "delays": delays}
+        workflow_bench.report(self, track, latency, delays, ms=ms, num=num)
+
     def environment(self, phase: str) -> dict:
         info = {"loadavg": os.getloadavg()}
         if phase == "after":
@@ -1420,6 +1443,20 @@ class Bench:
             row("re-evaluate 1 contact × 20 segments ≤ 5 ms DB", ms(db), db <= 5)
             ratio = eng["track"]["ratio"]
             row("track with 5 tracked segments ≥ 85%", f"{100 * ratio:.0f}%", ratio >= 0.85)
+        wf = d.get("workflows")
+        if wf:
+            ratio = wf["track"]["ratio"]
+            row("track with 3 enabled workflows ≥ 85%", f"{100 * ratio:.0f}%", ratio >= 0.85)
+            p95 = wf["latency"].get("p95_ms")
+            row("dispatch latency p95 ≤ 1 s", ms(p95), p95 is not None and p95 <= 1000)
+            last = wf["delays"]["last_after_due_s"]
+            row(
+                f"{num(wf['delays']['executions'])} DELAYs resume ≤ 60 s after due",
+                "–" if last is None else f"{last:.1f} s",
+                last is not None
+                and last <= 60
+                and wf["delays"]["completed"] == wf["delays"]["executions"],
+            )
         if de:
             row(
                 f"delete {num(self.sizes.bulk)} rows ≤ 10 s",
@@ -1477,6 +1514,9 @@ class Bench:
         if "engine" in sections:
             log("segment engine")
             self.measure_engine()
+        if "workflows" in sections:
+            log("workflow runtime")
+            self.measure_workflows()
         if "delete" in sections and s.bulk > 0:
             self.measure_delete()
         env.update({"loadavg_after": self.environment("after")["loadavg"]})
@@ -1511,7 +1551,7 @@ class Bench:
             f"workers), {env['wrk']}, {env['pgbench']}.",
             "",
             *self.shared_machine_note(),
-            "## Targets (issues 4 and 9)",
+            "## Targets (issues 4, 9 and 10)",
             "",
         ]
         self.report.data["environment"] = env
