@@ -1318,6 +1318,7 @@ class Bench:
         log(f"  track with 3 enabled workflows: {100 * track['ratio']:.0f}% of without")
         latency = workflow_bench.measure_dispatch_latency(self, Gunicorn=Gunicorn, root=ROOT)
         log(f"  dispatch latency p95 {latency.get('p95_ms', float('nan')):.0f} ms")
+        log(f"  queue during the latency run: {latency.get('queue')}")
         delays = workflow_bench.measure_delay_resume(self, root=ROOT)
         log(f"  10k delays: last resumed {delays['last_after_due_s']} s after due")
         self.report.data["workflows"] = {"track": track, "latency": latency, "delays": delays}

@@ -26,9 +26,12 @@ PREFIX = "bench workflow"
 
 
 def _drop(project) -> None:
-    from plunk_events.models import Workflow
+    """Every workflow and segment of the project goes: the seeded data set has none, and any
+    left by an interrupted run would be measured along."""
+    from plunk_events.models import Segment, Workflow
 
-    Workflow.objects.filter(project=project, name__startswith=PREFIX).delete()
+    Workflow.objects.filter(project=project).delete()
+    Segment.objects.filter(project=project).delete()
 
 
 def _workflow(project, name: str, event_name: str, steps: list[dict], *, enabled=True):
@@ -114,17 +117,41 @@ def measure_dispatch_latency(bench: Bench, *, Gunicorn, root, tracks: int = 200)
     latencies = sorted(
         (started - answered[email]).total_seconds() * 1e3
         for email, started in runs.values_list("contact__email", "started_at")
+        if email in answered
     )
+    queue = _queue_summary()
     _drop(bench.big)
     if not latencies:
-        return {"tracks": tracks, "started": 0}
+        return {"tracks": tracks, "started": 0, "queue": queue}
     return {
+        "queue": queue,
         "tracks": tracks,
         "started": len(latencies),
         "p50_ms": latencies[len(latencies) // 2],
         "p95_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))],
         "max_ms": latencies[-1],
     }
+
+
+def _queue_summary() -> dict[str, dict]:
+    """Per task: how many ran, the longest run and the longest wait in the queue (seconds)."""
+    from django_tasks_db.models import DBTaskResult
+
+    summary: dict[str, dict] = {}
+    rows = DBTaskResult.objects.values_list(
+        "task_path", "status", "enqueued_at", "run_after", "started_at", "finished_at"
+    )
+    for path, status, enqueued, run_after, started, finished in rows:
+        entry = summary.setdefault(path.rsplit(".", 1)[-1], {"n": 0, "run": 0.0, "wait": 0.0})
+        entry["n"] += 1
+        if started and finished:
+            entry["run"] = max(entry["run"], (finished - started).total_seconds())
+        due = max(enqueued, run_after) if run_after and run_after.year < 9999 else enqueued
+        if started and due:
+            entry["wait"] = max(entry["wait"], (started - due).total_seconds())
+        entry.setdefault("statuses", {}).setdefault(status, 0)
+        entry["statuses"][status] += 1
+    return summary
 
 
 def measure_delay_resume(bench: Bench, *, root, executions: int = 10_000) -> dict:
