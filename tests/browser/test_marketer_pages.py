@@ -140,6 +140,8 @@ def test_workflow_run_and_segment_pages(page, site, screenshot):  # noqa: F811
     static = automation.create_segment(project, name="Beta testers", type="STATIC")
     page.goto(f"{site['url']}/admin/plunk_events/segment/{static.pk}/change/")
     page.wait_for_selector("#plunk-member-emails")
+    assert page.locator("#plunk-builder").is_hidden()  # no condition for a STATIC segment
+    assert page.locator("#plunk-static-note").is_visible()
     page.fill("#plunk-member-emails", f"{contact.email}\nnobody@example.com")
     page.click("#plunk-add-members")
     page.wait_for_selector("ul.messagelist")

@@ -329,7 +329,21 @@
   function start() {
     var textarea = document.getElementById("id_condition");
     if (!textarea || !textarea.getAttribute("data-preview-url")) { return; }
-    window.plunkConditionBuilder = new Builder(textarea, textarea.getAttribute("data-preview-url"));
+    var builder = new Builder(textarea, textarea.getAttribute("data-preview-url"));
+    window.plunkConditionBuilder = builder;
+    // A STATIC segment has no condition (its members are added by email): no builder then.
+    var type = document.getElementById("id_type");
+    var wrap = builder.root.parentNode;
+    var note = el("p", {"class": "plunk-note", id: "plunk-static-note",
+      text: "A static segment has no condition: its members are added and removed by email."});
+    wrap.parentNode.insertBefore(note, wrap);
+    function follow() {
+      var fixed = !!type && type.value === "STATIC";
+      wrap.hidden = fixed;
+      note.hidden = !fixed;
+    }
+    if (type) { type.addEventListener("change", follow); }
+    follow();
   }
 
   if (document.readyState === "loading") {
