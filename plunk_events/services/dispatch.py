@@ -23,12 +23,13 @@ the periodic recompute (``SEGMENT_RECOMPUTE_SECONDS``) catches its contact. The 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -144,9 +145,20 @@ def nudge(project_id: str) -> None:
     clock = time.monotonic()
     if _pending.get(project_id, 0.0) > clock:
         return
-    delay = conf.DISPATCH_DELAY_SECONDS
-    _pending[project_id] = clock + delay
-    task.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue(project_id)
+    now = timezone.now()
+    run_after = now + timedelta(seconds=conf.DISPATCH_DELAY_SECONDS)
+    if _whole_seconds(task.get_backend()):
+        run_after = datetime.fromtimestamp(math.ceil(run_after.timestamp()), tz=UTC)
+    # Skipping later nudges is safe only while the pending task cannot have started yet.
+    _pending[project_id] = clock + (run_after - now).total_seconds()
+    task.using(run_after=run_after).enqueue(project_id)
+
+
+def _whole_seconds(backend) -> bool:
+    """Whether the backend schedules deferred tasks by whole seconds: RQ's scheduled-job
+    registry truncates ``run_after`` to the second, so such a task may start up to a second
+    before it; it is given a whole second to start at."""
+    return type(backend).__module__.startswith("django_tasks_rq")
 
 
 # ---------------------------------------------------------------------------------------------
