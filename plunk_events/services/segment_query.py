@@ -46,6 +46,7 @@ from ..models import Contact, Event, Project, Segment
 from . import conditions
 from .errors import ValidationFailed
 from .membership import stored_members_q, stores_membership
+from .workflow_values import js_string
 
 #: ``email.<activity>`` → the system event recorded for it.
 EMAIL_ACTIVITY_EVENTS = {
@@ -374,15 +375,6 @@ def cycle_error(path: str) -> dict[str, str]:
         "message": "Circular segment reference detected",
         "code": "custom",
     }
-
-
-def js_string(value: Any) -> str:
-    """JavaScript's ``String(value)`` for the JSON scalars a filter carries."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    return str(value)
 
 
 # ---------------------------------------------------------------------------------------------
