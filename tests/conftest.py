@@ -76,3 +76,33 @@ def sk(project, client_for):
 @pytest.fixture
 def pk(project, client_for):
     return client_for(project.public_key)
+
+
+@pytest.fixture
+def enqueued():
+    """Every task enqueued meanwhile, from any thread (DummyBackend keeps results per thread)."""
+    from plunk_events.compat import task_enqueued
+
+    results = []
+
+    def collect(sender, task_result, **kwargs):
+        results.append(task_result)
+
+    task_enqueued.connect(collect, weak=False)
+    yield results
+    task_enqueued.disconnect(collect)
+
+
+@pytest.fixture
+def deferring(settings, enqueued):
+    """A backend that defers tasks and runs none, as a worker's queue (django-tasks-db,
+    django-tasks-rq) holds them; returns :func:`enqueued`. The per-process memory of what is
+    pending (dispatch nudges, workflow timers) starts empty and is forgotten afterwards."""
+    from plunk_events.services import dispatch, workflow_runtime
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    dispatch._pending.clear()
+    workflow_runtime._timer_buckets.clear()
+    yield enqueued
+    dispatch._pending.clear()
+    workflow_runtime._timer_buckets.clear()

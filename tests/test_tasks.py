@@ -13,7 +13,6 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from plunk_events import tasks
-from plunk_events.compat import task_enqueued
 from plunk_events.models import Event, EventDailyCount, PeriodicSchedule
 from plunk_events.tasks import (
     PeriodicJob,
@@ -23,8 +22,6 @@ from plunk_events.tasks import (
     tick,
 )
 from tests.concurrency import run_at_once
-
-DUMMY = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
 
 
 def fail() -> None:
@@ -40,26 +37,6 @@ def plunk_tick() -> str:
     out = StringIO()
     call_command("plunk_tick", stdout=out)
     return out.getvalue()
-
-
-@pytest.fixture
-def enqueued():
-    """Every task enqueued meanwhile, from any thread (DummyBackend keeps results per thread)."""
-    results = []
-
-    def collect(sender, task_result, **kwargs):
-        results.append(task_result)
-
-    task_enqueued.connect(collect, weak=False)
-    yield results
-    task_enqueued.disconnect(collect)
-
-
-@pytest.fixture
-def deferring(settings, enqueued):
-    """A backend that defers tasks, as django-tasks-db and django-tasks-rq do."""
-    settings.TASKS = DUMMY
-    return enqueued
 
 
 def ticks(results) -> list:

@@ -11,7 +11,6 @@ import pytest
 from django.utils import timezone
 
 import plunk_events
-from plunk_events.compat import task_enqueued
 from plunk_events.models import Contact, Event, EventCursor, Segment
 from plunk_events.services import dispatch
 
@@ -123,43 +122,26 @@ def test_a_track_is_dispatched_inline_with_the_immediate_backend(
     assert members(segment) == 1
 
 
-@pytest.fixture
-def enqueued(settings):
-    """A backend that defers tasks (as django-tasks-db and -rq do) and runs none; every task
-    enqueued meanwhile."""
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
-    results = []
-
-    def collect(sender, task_result, **kwargs):
-        results.append(task_result)
-
-    task_enqueued.connect(collect, weak=False)
-    dispatch._pending.clear()
-    yield results
-    task_enqueued.disconnect(collect)
-    dispatch._pending.clear()
-
-
-def test_nudges_are_deferred_and_coalesced_per_project(project, other_project, enqueued, settings):
+def test_nudges_are_deferred_and_coalesced_per_project(project, other_project, deferring, settings):
     settings.PLUNK_EVENTS = {"DISPATCH_DELAY_SECONDS": 0.3}
     before = timezone.now()
     for _ in range(5):
         dispatch.nudge(str(project.pk))
     dispatch.nudge(str(other_project.pk))
-    assert [r.args for r in enqueued] == [[str(project.pk)], [str(other_project.pk)]]
-    run_after = enqueued[0].task.run_after
+    assert [r.args for r in deferring] == [[str(project.pk)], [str(other_project.pk)]]
+    run_after = deferring[0].task.run_after
     assert before + timedelta(seconds=0.3) <= run_after <= timezone.now() + timedelta(seconds=0.3)
 
     time.sleep(0.35)  # the pending dispatch may have started: the next nudge needs its own
     dispatch.nudge(str(project.pk))
-    assert len(enqueued) == 3
+    assert len(deferring) == 3
 
 
-def test_a_track_nudges_once_it_commits(project, enqueued, django_capture_on_commit_callbacks):
+def test_a_track_nudges_once_it_commits(project, deferring, django_capture_on_commit_callbacks):
     tracked(project)
     with django_capture_on_commit_callbacks() as callbacks:
         plunk_events.track(project, "a@x.io", "upgrade")
-        assert enqueued == []
+        assert deferring == []
     for callback in callbacks:
         callback()
-    assert [r.task.name for r in enqueued] == ["dispatch_events"]
+    assert [r.task.name for r in deferring] == ["dispatch_events"]

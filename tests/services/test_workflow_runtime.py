@@ -358,24 +358,6 @@ def test_a_refused_webhook_target_fails_the_run(project, ann):
 # Timers: one task per project and second, not one per run
 
 
-@pytest.fixture
-def deferring(settings):
-    """A backend that defers tasks and runs none (as a worker's queue would hold them)."""
-    from plunk_events.compat import task_enqueued
-
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
-    results = []
-
-    def collect(sender, task_result, **kwargs):
-        results.append(task_result)
-
-    task_enqueued.connect(collect, weak=False)
-    workflow_runtime._timer_buckets.clear()
-    yield results
-    task_enqueued.disconnect(collect)
-    workflow_runtime._timer_buckets.clear()
-
-
 def test_delays_ending_together_share_one_timer_task(
     project, deferring, django_capture_on_commit_callbacks
 ):
