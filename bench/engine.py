@@ -233,50 +233,73 @@ def _skip_to_newest(project) -> None:
     )
 
 
+def alternate_tracks(bench: Bench, server, *, wrk, headers, switch) -> dict[str, list[dict]]:
+    """Three rounds of the track load "without" and "with" the feature, in alternating order;
+    ``switch(variant)`` turns it off or on before each run. Returns wrk's results per variant."""
+    from plunk_events.conf import conf
+
+    s = bench.sizes
+    kw = {
+        "connections": 16,
+        "script": "track",
+        "script_args": bench.track_args(),
+        "headers": headers,
+    }
+    results: dict[str, list[dict]] = {"without": [], "with": []}
+    for round_ in range(3):
+        for variant in ["without", "with"] if round_ % 2 == 0 else ["with", "without"]:
+            switch(variant)
+            time.sleep(conf.API_KEY_CACHE_SECONDS + 1)  # the workers' key caches forget
+            wrk(server.base + "/v1/track", seconds=s.warm, **kw)
+            results[variant].append(wrk(server.base + "/v1/track", seconds=s.ratio_seconds, **kw))
+    return results
+
+
+def throughput(results: dict[str, list[dict]]) -> dict:
+    """Runs, medians and the with/without ratio of :func:`alternate_tracks`' results."""
+    runs = {k: [r["rps"] for r in v] for k, v in results.items()}
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    return {"runs": runs, "median": med, "ratio": med["with"] / med["without"]}
+
+
+def variant_table(r, track: dict, labels: tuple[str, str], *, num) -> None:
+    r.table(
+        ["Variant", "Median events/s", "Runs"],
+        [
+            [name, num(track["median"][key]), " / ".join(num(x) for x in track["runs"][key])]
+            for name, key in zip(labels, ("without", "with"), strict=True)
+        ],
+    )
+
+
 def measure_track_with_segments(bench: Bench, *, wrk, Gunicorn, headers, root) -> dict:
     from django_tasks_db.models import DBTaskResult
 
-    from plunk_events.conf import conf
     from plunk_events.models import Segment
     from plunk_events.services import segments
 
-    s = bench.sizes
     _drop_bench_segments(bench.big)
     five = _segments(bench.big, twenty_conditions()[:5], tracked=False)
-    runs: dict[str, list[float]] = {"without": [], "with": []}
     DBTaskResult.objects.all().delete()  # an earlier run's leftovers would hold the worker up
-    tasks_before = 0
-    tracked_tracks = 0
+
+    def switch(variant: str) -> None:
+        Segment.objects.filter(pk__in=[x.pk for x in five]).update(
+            track_membership=variant == "with"
+        )
+        if variant == "with":
+            for segment in five:  # members as of now; the run keeps them current
+                segments.compute(Segment.objects.get(pk=segment.pk))
+            _skip_to_newest(bench.big)
+
     with Worker(bench.env, root), Gunicorn(bench.env) as server:
-        for round_ in range(3):
-            order = ["without", "with"] if round_ % 2 == 0 else ["with", "without"]
-            for variant in order:
-                Segment.objects.filter(pk__in=[x.pk for x in five]).update(
-                    track_membership=variant == "with"
-                )
-                if variant == "with":
-                    for segment in five:  # members as of now; the run keeps them current
-                        segments.compute(Segment.objects.get(pk=segment.pk))
-                    _skip_to_newest(bench.big)
-                time.sleep(conf.API_KEY_CACHE_SECONDS + 1)  # the workers' key caches forget
-                kw = {
-                    "connections": 16,
-                    "script": "track",
-                    "script_args": bench.track_args(),
-                    "headers": headers,
-                }
-                wrk(server.base + "/v1/track", seconds=s.warm, **kw)
-                result = wrk(server.base + "/v1/track", seconds=s.ratio_seconds, **kw)
-                runs[variant].append(result["rps"])
-                if variant == "with":
-                    tracked_tracks += result["ok"]
+        results = alternate_tracks(bench, server, wrk=wrk, headers=headers, switch=switch)
         deadline = time.monotonic() + 60
         backlog = _dispatch_backlog(bench.big)
         while backlog is not None and backlog > 0 and time.monotonic() < deadline:
             time.sleep(0.5)
             backlog = _dispatch_backlog(bench.big)
         caught_up_s = 60 - (deadline - time.monotonic())
-    tasks = DBTaskResult.objects.count() - tasks_before
+    tasks = DBTaskResult.objects.count()
     # Correct as well as fast: a full compute afterwards changes nothing.
     Segment.objects.filter(pk__in=[x.pk for x in five]).update(track_membership=True)
     drift = sum(
@@ -284,13 +307,10 @@ def measure_track_with_segments(bench: Bench, *, wrk, Gunicorn, headers, root) -
         for r in (segments.compute(Segment.objects.get(pk=x.pk)) for x in five)
     )
     _drop_bench_segments(bench.big)
-    med = {k: statistics.median(v) for k, v in runs.items()}
     return {
-        "runs": runs,
-        "median": med,
-        "ratio": med["with"] / med["without"],
+        **throughput(results),
         "tasks": tasks,
-        "tracked_tracks": tracked_tracks,
+        "tracked_tracks": sum(r["ok"] for r in results["with"]),
         "caught_up_s": caught_up_s,
         "drift": drift,
     }
@@ -334,14 +354,7 @@ def report(bench: Bench, compute: dict, reevaluate: dict, track: dict, *, ms, nu
         f"-d{bench.sizes.ratio_seconds}s after a warm-up, alternating, medians of three.",
         "",
     )
-    runs = track["runs"]
-    r.table(
-        ["Variant", "Median events/s", "Runs"],
-        [
-            [name, num(track["median"][key]), " / ".join(num(x) for x in runs[key])]
-            for name, key in (("no tracked segments", "without"), ("5 tracked", "with"))
-        ],
-    )
+    variant_table(r, track, ("no tracked segments", "5 tracked"), num=num)
     r.add(
         f"With / without: **{100 * track['ratio']:.0f}%**. Dispatch tasks enqueued: "
         f"{num(track['tasks'])} for {num(track['tracked_tracks'])} tracks into the project with "

@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from engine import Worker
+from engine import Worker, alternate_tracks, throughput, variant_table
 
 if TYPE_CHECKING:
     from run import Bench
@@ -48,41 +47,22 @@ PARK = [{"type": "DELAY", "name": "Park", "config": {"amount": 1, "unit": "days"
 def measure_track_with_workflows(bench: Bench, *, wrk, Gunicorn, headers, root) -> dict:
     from django_tasks_db.models import DBTaskResult
 
-    from plunk_events.conf import conf
     from plunk_events.models import Workflow
     from plunk_events.workflow_models import WorkflowExecution
 
-    s = bench.sizes
     _drop(bench.big)
     three = [_workflow(bench.big, f"on event_{i}", f"event_{i}", PARK) for i in (1, 2, 3)]
     ids = [w.pk for w in three]
     DBTaskResult.objects.all().delete()
-    runs: dict[str, list[float]] = {"without": [], "with": []}
+
+    def switch(variant: str) -> None:
+        Workflow.objects.filter(pk__in=ids).update(enabled=variant == "with")
+
     with Worker(bench.env, root), Gunicorn(bench.env) as server:
-        for round_ in range(3):
-            order = ["without", "with"] if round_ % 2 == 0 else ["with", "without"]
-            for variant in order:
-                Workflow.objects.filter(pk__in=ids).update(enabled=variant == "with")
-                time.sleep(conf.API_KEY_CACHE_SECONDS + 1)  # the workers' key caches forget
-                kw = {
-                    "connections": 16,
-                    "script": "track",
-                    "script_args": bench.track_args(),
-                    "headers": headers,
-                }
-                wrk(server.base + "/v1/track", seconds=s.warm, **kw)
-                runs[variant].append(
-                    wrk(server.base + "/v1/track", seconds=s.ratio_seconds, **kw)["rps"]
-                )
+        results = alternate_tracks(bench, server, wrk=wrk, headers=headers, switch=switch)
     started = WorkflowExecution.objects.filter(workflow__in=ids).count()
     _drop(bench.big)
-    med = {k: statistics.median(v) for k, v in runs.items()}
-    return {
-        "runs": runs,
-        "median": med,
-        "ratio": med["with"] / med["without"],
-        "executions": started,
-    }
+    return {**throughput(results), "executions": started}
 
 
 def measure_dispatch_latency(bench: Bench, *, Gunicorn, root, tracks: int = 200) -> dict:
@@ -237,14 +217,7 @@ def report(bench: Bench, track: dict, latency: dict, delays: dict, *, ms, num) -
         f"-d{bench.sizes.ratio_seconds}s after a warm-up, alternating, medians of three.",
         "",
     )
-    runs = track["runs"]
-    r.table(
-        ["Variant", "Median events/s", "Runs"],
-        [
-            [name, num(track["median"][key]), " / ".join(num(x) for x in runs[key])]
-            for name, key in (("workflows disabled", "without"), ("3 enabled", "with"))
-        ],
-    )
+    variant_table(r, track, ("workflows disabled", "3 enabled"), num=num)
     r.add(
         f"With / without: **{100 * track['ratio']:.0f}%**; {num(track['executions'])} "
         "executions started during the runs with the workflows enabled.",
