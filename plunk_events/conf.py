@@ -85,9 +85,9 @@ DEFAULTS: dict[str, Any] = {
     # contacts queries (they read every event of the window); past it the page shows "not
     # computed" for them instead of waiting.
     "ADMIN_STATS_BUDGET_MS": 1000,
-    # Absolute address of the site serving the app's pages ("https://example.com", plus the
-    # prefix the app is mounted under, if any): the unsubscribe, subscribe and manage links in
-    # mail and the List-Unsubscribe header are built on it. Unset, links are relative and
+    # Scheme and host of the site serving the app's pages ("https://example.com"): the
+    # unsubscribe, subscribe and manage links in mail and the List-Unsubscribe header are this
+    # plus the pages' paths (reversed, so the app's mount prefix is included). Unset, links are relative and
     # marketing mail goes without List-Unsubscribe (a system check warns).
     "PUBLIC_URL": None,
     # Sender of /v1/send messages that name none and whose template has none; None: Django's
