@@ -129,4 +129,12 @@ SPECTACULAR_SETTINGS = {
 # would run inline and periodic jobs would need `manage.py plunk_tick` from cron.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
-PLUNK_EVENTS: dict = {}
+# Email (README "Email"): mail goes through Django's EMAIL_BACKEND. The demo prints it to the
+# terminal; a real site sets SMTP or an anymail backend (README "Tracking with django-anymail").
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Plunk demo <hello@example.com>")
+
+PLUNK_EVENTS: dict = {
+    # Unsubscribe, subscribe and manage links in mail point here.
+    "PUBLIC_URL": os.environ.get("PLUNK_PUBLIC_URL", "http://127.0.0.1:8000"),
+}
