@@ -65,10 +65,16 @@ class ContactState:
 
 
 def upsert_contact_rows(
-    connection, project_id: uuid.UUID, changes: list[tuple[str, dict | None, bool | None]], now
+    connection,
+    project_id: uuid.UUID,
+    changes: list[tuple[str, dict | None, bool | None]],
+    now,
+    *,
+    new_subscribed: bool = True,
 ) -> dict[str, ContactState]:
     """Create the contacts or lock the existing ones, then apply Plunk's data and subscription
-    rules; ``changes`` holds one ``(email, data, subscribed)`` per distinct email.
+    rules; ``changes`` holds one ``(email, data, subscribed)`` per distinct email. A new contact
+    whose ``subscribed`` is None gets ``new_subscribed`` (``POST /v1/send`` passes False).
 
     One ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` for all of them: it locks each existing
     row and hands back its current state, which is what makes concurrent merges for one email
@@ -82,7 +88,7 @@ def upsert_contact_rows(
         new_ids[email] = uuid7()
         initial[email] = (
             merge_contact_data(None, data),
-            True if subscribed is None else subscribed,
+            new_subscribed if subscribed is None else subscribed,
         )
         params += prep_values(
             Contact,
