@@ -16,6 +16,8 @@ DEFAULTS: dict[str, Any] = {
     # Largest POST /v1/track/batch: number of items and body size in bytes.
     "BATCH_MAX_EVENTS": 500,
     "BATCH_MAX_BYTES": 500 * 1024,
+    # Largest POST /v1/send body in bytes (413 above it): room for 10 MB of attachments in base64.
+    "SEND_MAX_BYTES": 20 * 1024 * 1024,
     # Events deleted per transaction by DELETE /events/<name> (at most), and the time a batch
     # may take before the next one is halved.
     "DELETE_BATCH_SIZE": 5000,
