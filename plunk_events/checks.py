@@ -256,6 +256,41 @@ def check_sqlite_transaction_mode(app_configs=None, **kwargs):
     ]
 
 
+PUBLIC_URL_HINT = (
+    'Set PLUNK_EVENTS["PUBLIC_URL"] to the address the site is served at, e.g. '
+    '"https://example.com" (https: mailbox providers need it for one-click unsubscribe); '
+    "silence plunk_events.W002 if the site sends no email."
+)
+
+
+def _public_url_warning(problem: str) -> Warning:
+    return Warning(
+        f'PLUNK_EVENTS["PUBLIC_URL"] {problem}: links in email are relative and marketing mail '
+        "goes without List-Unsubscribe.",
+        hint=PUBLIC_URL_HINT,
+        id="plunk_events.W002",
+    )
+
+
+@register(Tags.compatibility)
+def check_public_url(app_configs=None, **kwargs):
+    """A ``PUBLIC_URL`` that is set but unusable is a mistake wherever the site runs."""
+    from .services.email_links import public_url_problem
+
+    value = _plunk_settings().get("PUBLIC_URL")
+    problem = public_url_problem(value)
+    return [] if value is None or problem is None else [_public_url_warning(problem)]
+
+
+@register(Tags.compatibility, deploy=True)
+def check_public_url_deploy(app_configs=None, **kwargs):
+    """An unset ``PUBLIC_URL`` matters only where mail goes out: ``manage.py check --deploy``
+    (not in :data:`CHECKS`; the settings of development and tests need no public address)."""
+    if _plunk_settings().get("PUBLIC_URL") is not None:
+        return []
+    return [_public_url_warning("is not set")]
+
+
 #: Every rule, in the order :func:`check_settings` reports them.
 CHECKS = (
     check_settings_type,
@@ -270,6 +305,7 @@ CHECKS = (
     check_webhook_allow_private_networks,
     check_required_apps,
     check_sqlite_transaction_mode,
+    check_public_url,
 )
 
 

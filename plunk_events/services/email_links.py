@@ -1,14 +1,20 @@
 """Signed links of a contact's subscription pages (unsubscribe, subscribe, manage).
 
-The token is ``django.core.signing`` over the project and contact ids (salted per purpose), so a
-link works without a login, cannot be forged or pointed at another contact, and keeps working
-after a key rotation only if the site lists its old ``SECRET_KEY_FALLBACKS``. It does not expire:
-mailbox providers require an unsubscribe link to keep working long after the mail was sent.
+The token is the project and contact ids (32 bytes, base64url) signed with
+``django.core.signing.Signer`` (HMAC-SHA256 on ``SECRET_KEY``, salted for this purpose): a link
+works without a login, cannot be forged or pointed at another contact, is short enough for
+plain-text mail (87 characters), and keeps working after a key rotation only if the site lists
+its old ``SECRET_KEY_FALLBACKS``. It does not expire: mailbox providers require an unsubscribe
+link to keep working long after the mail was sent.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core import signing
 from django.urls import reverse
@@ -25,24 +31,59 @@ PAGES = {
 }
 
 
+def _signer() -> signing.Signer:
+    return signing.Signer(salt=SALT)
+
+
 def token_for(contact: Any) -> str:
     """A URL-safe token naming ``contact`` (anything with ``pk``/``id`` and ``project_id``)."""
     contact_id = getattr(contact, "pk", None) or contact.id
-    return signing.dumps([str(contact.project_id), str(contact_id)], salt=SALT, compress=True)
+    raw = uuid.UUID(str(contact.project_id)).bytes + uuid.UUID(str(contact_id)).bytes
+    return _signer().sign(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
 
 
-def read_token(token: str) -> tuple[str, str]:
-    """``(project_id, contact_id)`` of a token; ``signing.BadSignature`` if it was tampered with."""
-    value = signing.loads(token, salt=SALT)
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+def read_token(token: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """``(project_id, contact_id)`` of a token; ``signing.BadSignature`` if it was tampered with,
+    cut, or signed with a key the site no longer knows."""
+    value = _signer().unsign(token)
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise signing.BadSignature("Malformed subscription token") from None
+    if len(raw) != 32:
         raise signing.BadSignature("Malformed subscription token")
-    return value[0], value[1]
+    return uuid.UUID(bytes=raw[:16]), uuid.UUID(bytes=raw[16:])
+
+
+def public_url_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be the ``PUBLIC_URL`` links are built on, or ``None`` if it can:
+    an ``http(s)://host`` URL, optionally with a path, without query or fragment."""
+    if not value:
+        return "is not set"
+    if not isinstance(value, str):
+        return "is not a string"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http:// or https:// URL with a host"
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return "has a query, fragment or credentials"
+    return None
+
+
+def public_url() -> str | None:
+    """``PUBLIC_URL`` without its trailing slash, or ``None`` while it is unset or unusable
+    (system check ``plunk_events.W002`` says why)."""
+    value = conf.PUBLIC_URL
+    return None if public_url_problem(value) else value.rstrip("/")
 
 
 def absolute(path: str) -> str:
-    """``path`` on the site's ``PUBLIC_URL``; the bare path when that is not set."""
-    base = (conf.PUBLIC_URL or "").rstrip("/")
-    return base + path
+    """``path`` on the site's ``PUBLIC_URL``; the bare path when that is not usable."""
+    return (public_url() or "") + path
 
 
 def links(contact: Any) -> dict[str, str]:
@@ -55,9 +96,9 @@ def links(contact: Any) -> dict[str, str]:
 
 
 def list_unsubscribe_headers(contact: Any) -> dict[str, str]:
-    """RFC 2369 ``List-Unsubscribe`` and RFC 8058 one-click headers of marketing mail; none when
-    ``PUBLIC_URL`` is not set (mailbox providers need an absolute https address)."""
-    if not conf.PUBLIC_URL:
+    """RFC 2369 ``List-Unsubscribe`` and RFC 8058 one-click headers of marketing mail; none
+    without a usable ``PUBLIC_URL`` (mailbox providers need an absolute https address)."""
+    if public_url() is None:
         return {}
     return {
         "List-Unsubscribe": f"<{links(contact)['unsubscribeUrl']}>",
