@@ -12,7 +12,10 @@ class PlunkEventsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  registers the system checks
+        from .anymail_signals import connect as connect_anymail
         from .api import openapi  # noqa: F401  registers the drf-spectacular extensions
+
+        connect_anymail()  # email.* events from the provider's webhooks, when anymail is installed
 
         post_migrate.connect(start_ticking, sender=self, dispatch_uid="plunk_events.start_ticking")
 

@@ -70,6 +70,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 PLUNK_EVENTS: dict = {}
+# anymail's webhooks (tests/email): basic auth "user:password", checked by anymail itself.
+ANYMAIL = {"WEBHOOK_SECRET": "tests:webhook-secret"}
 
 # Task backend (README "Background work"); the engine tests run against each one with a real
 # worker (tests/engine). immediate: inline, no worker (the default); db: django-tasks-db in the
