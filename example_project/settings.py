@@ -133,6 +133,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # terminal; a real site sets SMTP or an anymail backend (README "Tracking with django-anymail").
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Plunk demo <hello@example.com>")
+# anymail's webhooks (README "Tracking with django-anymail") at /anymail/<esp>/tracking/ and
+# /anymail/<esp>/inbound/: they accept only HTTP basic auth with this "user:password".
+ANYMAIL = {"WEBHOOK_SECRET": os.environ.get("ANYMAIL_WEBHOOK_SECRET", "demo:demo-webhook-secret")}
 
 PLUNK_EVENTS: dict = {
     # Unsubscribe, subscribe and manage links in mail point here.

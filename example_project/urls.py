@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
@@ -10,3 +12,5 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="openapi-docs"),
     path("", include("plunk_events.urls")),
 ]
+if find_spec("anymail"):  # the optional extra: its webhooks send the tracking/inbound signals
+    urlpatterns.insert(0, path("anymail/", include("anymail.urls")))
