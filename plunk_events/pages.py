@@ -26,6 +26,10 @@ from .services.email_links import read_token
 from .services.errors import NotFound
 
 TEMPLATES = "plunk_events/email/"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def _respond(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
@@ -34,6 +38,10 @@ def _respond(request: HttpRequest, template: str, context: dict, status: int = 2
     add_never_cache_headers(response)
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Referrer-Policy"] = "no-referrer"
+    # Nothing to load but the inline style, forms only to this site, never in a frame (a framed
+    # one-button page invites clickjacking).
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response["X-Frame-Options"] = "DENY"
     return response
 
 

@@ -74,6 +74,9 @@ def assert_private_page(response):
     assert "no-store" in response["Cache-Control"]
     assert "noindex" in response["X-Robots-Tag"]
     assert response["Referrer-Policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert "script-src" not in response["Content-Security-Policy"]  # default-src 'none' rules
+    assert response["X-Frame-Options"] == "DENY"
     assert not response.cookies
     assert "<script" not in html and "javascript:" not in html
     assert not re.search(r'(src|href)="(https?:)?//', html)
@@ -238,6 +241,7 @@ def test_a_tampered_token_is_404_and_changes_nothing(browser_like, project, cont
             assert response.status_code == 404, (reason, name)
             html = response.content.decode()
             assert "This link is not valid" in html and "Nothing was changed" in html
+            assert_private_page(response)
             assert "example.com" not in html
     for person in (contact, other):
         person.refresh_from_db()
