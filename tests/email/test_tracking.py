@@ -5,6 +5,9 @@ unsubscribe on permanent bounces and complaints, and reach workflows like any ev
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -395,3 +398,18 @@ def test_connecting_again_does_not_count_twice(email):
     fire("opened")
     email.refresh_from_db()
     assert email.opens == 1
+
+
+def test_without_anymail_the_app_starts_and_connects_nothing():
+    """anymail is an optional extra: a site without it starts, and no receiver is connected."""
+    script = (
+        "import sys; sys.modules['anymail'] = None\n"
+        "import django; django.setup()\n"
+        "from plunk_events import anymail_signals\n"
+        "print(anymail_signals.connect())\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == "False"
