@@ -17,6 +17,10 @@ TENANT_MODELS = [
     if m not in (Project, PeriodicSchedule)
 ]
 
+#: The one exception: a provider's tracking webhook names only its message id, not the project
+#: (on Citus this lookup fans out to every shard; it is one row per webhook).
+NOT_BY_PROJECT = {"plunk_email_message_id"}
+
 
 def test_every_tenant_model_has_a_project_foreign_key():
     assert len(TENANT_MODELS) >= 9
@@ -29,6 +33,8 @@ def test_every_tenant_model_has_a_project_foreign_key():
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=lambda m: m.__name__)
 def test_indexes_and_unique_constraints_start_with_project(model):
     for index in model._meta.indexes:
+        if index.name in NOT_BY_PROJECT:
+            continue
         assert index.fields[0].lstrip("-") == "project", (model.__name__, index.name)
     for constraint in model._meta.constraints:
         if isinstance(constraint, models.UniqueConstraint):
@@ -51,6 +57,6 @@ def test_database_indexes_start_with_project(model):
     for name, info in constraints.items():
         if info["primary_key"] or info["foreign_key"] or info.get("check"):
             continue
-        if not (info["index"] or info["unique"]):
+        if not (info["index"] or info["unique"]) or name in NOT_BY_PROJECT:
             continue
         assert info["columns"][0] == "project_id", (model.__name__, name, info["columns"])
