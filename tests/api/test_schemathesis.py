@@ -87,6 +87,10 @@ def seeded(db, project) -> dict[str, str]:
             },
         },
     )
+    template = post(
+        "/templates",
+        {"name": "Hi", "subject": "Hi {{plan}}", "body": "<p>Hi</p>", "from": "hi@example.com"},
+    )
     workflow = post("/workflows", {"name": "Welcome", "eventName": "signup", "enabled": True})
     step = post(
         f"/workflows/{workflow['id']}/steps",
@@ -105,6 +109,7 @@ def seeded(db, project) -> dict[str, str]:
         "/contacts/{id}": tracked["data"]["contact"],
         "/segments/{id}": segment["id"],
         "/workflows/{id}": workflow["id"],
+        "/templates/{id}": template["id"],
     }
 
 
