@@ -282,3 +282,12 @@ def resume_due_workflows(project_id: str) -> dict[str, Any]:
     from .services import workflow_runtime
 
     return workflow_runtime.resume_due(project_id)
+
+
+@task
+def send_email(email_id: str) -> str | None:
+    """Hand a PENDING email to the site's ``EMAIL_BACKEND`` and record ``email.sent``; a no-op
+    for an email already sent or failed (:func:`plunk_events.services.email_send.deliver`)."""
+    from .services import email_send
+
+    return email_send.deliver(email_id)
