@@ -13,8 +13,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..models import WorkflowStep
+from .db import db_for_write
 from .errors import FieldErrorList, ValidationFailed
-from .validation import MISSING, check_data, check_event_name, enum_message, type_error
+from .validation import (
+    MISSING,
+    check_data,
+    check_email,
+    check_event_name,
+    enum_message,
+    type_error,
+)
 from .workflow_values import DEFAULT_BRANCH, validate_condition_config
 
 #: Longest WAIT_FOR_EVENT timeout and DELAY, in seconds (one year / 365 days, as Plunk).
@@ -25,6 +33,10 @@ STEP_NAME_MAX_LENGTH = 100
 WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 WEBHOOK_URL_MAX_LENGTH = 2048
 SUBSCRIPTION_ACTIONS = ("none", "subscribe", "unsubscribe")
+#: Who a SEND_EMAIL step writes to: the contact, or ``recipient.customEmail``.
+RECIPIENT_CONTACT = "CONTACT"
+RECIPIENT_CUSTOM = "CUSTOM"
+RECIPIENT_TYPES = (RECIPIENT_CONTACT, RECIPIENT_CUSTOM)
 #: The branches of a binary CONDITION.
 BINARY_BRANCHES = ("yes", "no")
 
@@ -117,18 +129,56 @@ def _check_delay(errors: FieldErrorList, config: dict, path: str) -> None:
         errors.add(f"{path}.amount", "Delay must be at most 365 days", "too_big")
 
 
-def _check_send_email(errors: FieldErrorList, config: dict, path: str) -> None:
-    """Only the template id's shape: templates and recipients arrive with the email issue."""
+def _check_send_email(errors: FieldErrorList, config: dict, path: str, project=None) -> dict:
+    """``{templateId?, recipient?: {type: CONTACT|CUSTOM, customEmail}}``. The template must be
+    one of ``project``'s (when a project is given); a step without one fails when it runs, as
+    in Plunk. A CUSTOM recipient's address is stored trimmed and lower-cased."""
     template_id = config.get("templateId")
-    if template_id is None:
-        return
-    if not isinstance(template_id, str):
-        type_error(errors, f"{path}.templateId", "string", template_id)
-        return
+    if template_id is not None:
+        if not isinstance(template_id, str):
+            type_error(errors, f"{path}.templateId", "string", template_id)
+        elif not _is_uuid(template_id):
+            errors.add(f"{path}.templateId", "Invalid uuid", "invalid_string")
+        elif project is not None and not project_template_exists(project, template_id):
+            message = f"Template not found: {template_id}"
+            errors.add(f"{path}.templateId", message, "custom")
+    recipient = config.get("recipient")
+    if recipient is None:
+        return config
+    if not isinstance(recipient, dict):
+        type_error(errors, f"{path}.recipient", "object", recipient)
+        return config
+    kind = recipient.get("type", RECIPIENT_CONTACT)
+    if kind not in RECIPIENT_TYPES:
+        if isinstance(kind, str):
+            message = enum_message(RECIPIENT_TYPES, kind)
+            errors.add(f"{path}.recipient.type", message, "invalid_enum_value")
+        else:
+            type_error(errors, f"{path}.recipient.type", "string", kind)
+        return config
+    if kind != RECIPIENT_CUSTOM:
+        return config
+    address = check_email(
+        errors, recipient.get("customEmail", MISSING), f"{path}.recipient.customEmail"
+    )
+    if address is None:
+        return config
+    return {**config, "recipient": {**recipient, "customEmail": address}}
+
+
+def _is_uuid(value: str) -> bool:
     try:
-        uuid.UUID(template_id)
+        uuid.UUID(value)
     except ValueError:
-        errors.add(f"{path}.templateId", "Invalid uuid", "invalid_string")
+        return False
+    return True
+
+
+def project_template_exists(project, template_id: str) -> bool:
+    from ..models import Template
+
+    rows = Template.objects.using(db_for_write())  # a template made a moment ago counts
+    return rows.filter(project_id=project.pk, pk=template_id).exists()
 
 
 def _check_webhook(errors: FieldErrorList, config: dict, path: str) -> None:
@@ -182,9 +232,12 @@ def _check_exit(errors: FieldErrorList, config: dict, path: str) -> None:
         type_error(errors, f"{path}.reason", "string", reason)
 
 
-def check_step_config(errors: FieldErrorList, step_type: str, config: Any, path: str) -> dict:
+def check_step_config(
+    errors: FieldErrorList, step_type: str, config: Any, path: str, *, project=None
+) -> dict:
     """The rules of ``step_type``'s config; returns the config to store (WAIT_FOR_EVENT's
-    event name trimmed). ``None`` is an empty config."""
+    event name trimmed, a custom recipient's address normalised). ``None`` is an empty config.
+    With ``project``, a SEND_EMAIL's template must be one of the project's."""
     if config is None:
         config = {}
     if not isinstance(config, dict):
@@ -192,9 +245,10 @@ def check_step_config(errors: FieldErrorList, step_type: str, config: Any, path:
         return {}
     if step_type == Type.WAIT_FOR_EVENT:
         return _check_wait(errors, config, path)
+    if step_type == Type.SEND_EMAIL:
+        return _check_send_email(errors, config, path, project)
     checks = {
         Type.DELAY: _check_delay,
-        Type.SEND_EMAIL: _check_send_email,
         Type.WEBHOOK: _check_webhook,
         Type.UPDATE_CONTACT: _check_update_contact,
         Type.EXIT: _check_exit,
@@ -223,9 +277,12 @@ def has_timeout(config: Any) -> bool:
 TRIGGER_IN_LIST = "The TRIGGER step is created from eventName; send only the steps after it"
 
 
-def validate_steps(steps: Any, field: str = "steps") -> tuple[list[dict], list[dict]]:
+def validate_steps(
+    steps: Any, field: str = "steps", *, project=None
+) -> tuple[list[dict], list[dict]]:
     """Check the list of steps that follow the trigger (``POST /workflows``, a linear chain);
-    returns ``(steps to store, errors)``. Nothing may follow an EXIT step: it ends the chain."""
+    returns ``(steps to store, errors)``. Nothing may follow an EXIT step: it ends the chain.
+    With ``project``, SEND_EMAIL templates must be the project's."""
     errors = FieldErrorList()
     if not isinstance(steps, list):
         type_error(errors, field, "array", steps)
@@ -242,7 +299,7 @@ def validate_steps(steps: Any, field: str = "steps") -> tuple[list[dict], list[d
         name = check_step_name(errors, step.get("name", MISSING), f"{path}.name")
         config = step.get("config")
         if step_type is not None:
-            config = check_step_config(errors, step_type, config, f"{path}.config")
+            config = check_step_config(errors, step_type, config, f"{path}.config", project=project)
         elif config is not None and not isinstance(config, dict):
             type_error(errors, f"{path}.config", "object", config)
         before = steps[index - 1] if index else None
@@ -253,8 +310,8 @@ def validate_steps(steps: Any, field: str = "steps") -> tuple[list[dict], list[d
     return clean, list(errors)
 
 
-def steps_or_raise(steps: Any) -> list[dict]:
-    clean, errors = validate_steps(list(steps))
+def steps_or_raise(steps: Any, *, project=None) -> list[dict]:
+    clean, errors = validate_steps(list(steps), project=project)
     if errors:
         raise ValidationFailed(errors)
     return clean

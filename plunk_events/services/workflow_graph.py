@@ -204,6 +204,7 @@ def _new_step_values(
     position: Any,
     *,
     refused: tuple[str, str] | None = None,
+    project: Project | None = None,
 ) -> dict[str, Any]:
     """A validated new step, or 422. ``refused`` is a ``(type, reason)`` this route rejects."""
     errors = FieldErrorList()
@@ -215,7 +216,7 @@ def _new_step_values(
     if position is not None:
         values["position"] = check_position(errors, position)
     if step_type is not None:
-        values["config"] = check_step_config(errors, step_type, config, "config")
+        values["config"] = check_step_config(errors, step_type, config, "config", project=project)
     if errors:
         raise ValidationFailed(errors)
     return values
@@ -233,7 +234,7 @@ def add_step(
     auto_connect: bool = True,
 ) -> WorkflowStep:
     """Add a step; with ``auto_connect`` the newest step that leads nowhere yet leads to it."""
-    values = _new_step_values(type, name, config, position)
+    values = _new_step_values(type, name, config, position, project=project)
     alias = db_for_write()
     with transaction.atomic(using=alias):
         guard_names(project, [values])
@@ -309,7 +310,7 @@ def update_step(
                     "custom",
                 )
                 raise ValidationFailed(errors)
-            config = check_step_config(errors, step.type, config, "config")
+            config = check_step_config(errors, step.type, config, "config", project=project)
             if not errors:
                 errors.extend(_config_fits_transitions(graph, step, config))
             if errors:
@@ -522,7 +523,7 @@ def insert_step(
     """Split a transition ``A → B`` into ``A → new → B``: the transition keeps its branch or
     outcome and now leads to the new step, which leads on to B (as :func:`add_step` chains)."""
     refused = (Type.EXIT, "An EXIT step ends the flow: it cannot be inserted between two steps")
-    values = _new_step_values(type, name, config, position, refused=refused)
+    values = _new_step_values(type, name, config, position, refused=refused, project=project)
     alias = db_for_write()
     with transaction.atomic(using=alias):
         guard_names(project, [values])

@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from ..models import Contact, Project, WorkflowStep
+from ..models import Contact, Email, Project, Template, WorkflowStep
 from . import contacts as contact_service
-from . import webhooks, workflow_values
+from . import email_send, step_config, webhooks, workflow_values
 from .errors import PlunkError, ValidationFailed
 
+#: Marks a SEND_EMAIL to a CUSTOM recipient (not the contact), as Plunk does.
+RECIPIENT_OVERRIDE_HEADER = "X-Plunk-Recipient-Override"
 #: Seconds per DELAY unit.
 UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
 WEBHOOK_TIMEOUT_SECONDS = 10.0
@@ -57,6 +60,8 @@ def contact_fields(contact: Contact) -> dict[str, Any]:
 def run(alias: str, execution, step: WorkflowStep, row) -> StepResult:
     """Run one step of ``execution`` (not WEBHOOK: see :func:`deliver_webhook`)."""
     config = step.config if isinstance(step.config, dict) else {}
+    if step.type == WorkflowStep.Type.SEND_EMAIL:
+        return _send_email(alias, execution, config, row)
     handler = _HANDLERS.get(step.type)
     if handler is None:
         raise StepFailed(f"Step type {step.type} cannot run here")
@@ -142,8 +147,64 @@ def _exit(alias, execution, config) -> StepResult:
     return StepResult({"reason": reason}, exit_reason=str(reason))
 
 
-def _send_email(alias, execution, config) -> StepResult:
-    raise StepFailed("SEND_EMAIL steps need email sending, which this version does not have yet")
+def _send_email(alias, execution, config, row) -> StepResult:
+    """Queue the template's email (plunk-engine.md §2.2): sent by a task once the step commits.
+
+    One email per step run (a unique constraint): a run that repeats the step finds it. Marketing
+    mail to an unsubscribed contact is recorded FAILED and the step still succeeds; a CUSTOM
+    recipient gets the mail whatever the contact's subscription, marked by the header
+    ``X-Plunk-Recipient-Override``.
+    """
+    existing = Email.objects.using(alias).filter(
+        project_id=execution.project_id, step_execution=row
+    )
+    email = existing.first()
+    if email is None:
+        template = _template(alias, execution.project_id, config.get("templateId"))
+        recipient = config.get("recipient") if isinstance(config.get("recipient"), dict) else {}
+        custom = recipient.get("type") == step_config.RECIPIENT_CUSTOM
+        contact = Contact.objects.using(alias).get(pk=execution.contact_id)
+        to_email = str(recipient.get("customEmail") or "").strip() if custom else contact.email
+        if not to_email:
+            raise StepFailed("SEND_EMAIL with a CUSTOM recipient needs recipient.customEmail")
+        headers = {RECIPIENT_OVERRIDE_HEADER: to_email} if custom else {}
+        transactional = template.type == Template.Type.TRANSACTIONAL
+        email = email_send.queue_email(
+            Project(pk=execution.project_id),
+            contact,
+            email_send.message_from_template(template, headers=headers),
+            source=Email.Source.TRANSACTIONAL if transactional else Email.Source.WORKFLOW,
+            context=execution.context,
+            to_email=to_email,
+            step_execution=row,
+            using=alias,
+        )
+    overridden = RECIPIENT_OVERRIDE_HEADER in (email.headers or {})
+    return StepResult(
+        {
+            "emailId": str(email.pk),
+            "sentAt": _iso(email.created_at) if email.status != Email.Status.FAILED else None,
+            "recipientType": (
+                step_config.RECIPIENT_CUSTOM if overridden else step_config.RECIPIENT_CONTACT
+            ),
+            "recipientEmail": email.to_email,
+            "status": email.status,
+        }
+    )
+
+
+def _template(alias: str, project_id, template_id) -> Template:
+    if not template_id:
+        raise StepFailed("SEND_EMAIL needs a templateId")
+    try:
+        template = (
+            Template.objects.using(alias).filter(project_id=project_id, pk=template_id).first()
+        )
+    except (ValueError, ValidationError):
+        template = None
+    if template is None:
+        raise StepFailed(f"Template not found: {template_id}")
+    return template
 
 
 _HANDLERS = {
@@ -153,7 +214,6 @@ _HANDLERS = {
     WorkflowStep.Type.CONDITION: _condition,
     WorkflowStep.Type.UPDATE_CONTACT: _update_contact,
     WorkflowStep.Type.EXIT: _exit,
-    WorkflowStep.Type.SEND_EMAIL: _send_email,
 }
 
 

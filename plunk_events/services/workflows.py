@@ -105,7 +105,7 @@ def create_workflow(
     """An EVENT workflow on ``event_name`` (trimmed): its TRIGGER step, then ``steps`` as a
     linear chain of transitions."""
     event_name = _event_name_or_raise(event_name)
-    steps = steps_or_raise(steps)
+    steps = steps_or_raise(steps, project=project)
     trigger_config = {"eventName": event_name}
     alias = db_for_write()
     with transaction.atomic(using=alias):
@@ -146,7 +146,7 @@ def update_workflow(
     if event_name is not None:
         event_name = _event_name_or_raise(event_name)
     if steps is not None:
-        steps = steps_or_raise(steps)
+        steps = steps_or_raise(steps, project=project)
     alias = db_for_write()
     with transaction.atomic(using=alias):
         references.lock_project(project)

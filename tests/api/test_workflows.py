@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from plunk_events.api.formatting import iso_timestamp
-from plunk_events.models import Workflow, WorkflowStep
+from plunk_events.models import Template, Workflow, WorkflowStep
 from plunk_events.services import deletion
 
 from .helpers import assert_error, assert_field_errors, assert_not_found, assert_secret_key_required
@@ -28,6 +28,13 @@ EMAIL = {
     "config": {"templateId": "8c1f6a52-1f0e-4d2b-9a7e-3f5b2d1c0e9a"},
 }
 DELAY = {"type": "DELAY", "name": "Two days", "config": {"amount": 2, "unit": "days"}}
+
+
+@pytest.fixture(autouse=True)
+def _email_template(project):
+    """The template EMAIL sends: a SEND_EMAIL step must name one of the project's templates."""
+    template_id = EMAIL["config"]["templateId"]
+    Template.objects.create(id=template_id, project=project, name="Welcome", subject="s", body="b")
 
 
 def create(sk, **body):

@@ -11,6 +11,7 @@ import pytest
 from plunk_events.models import (
     Contact,
     Event,
+    Template,
     Workflow,
     WorkflowExecution,
     WorkflowStep,
@@ -44,6 +45,8 @@ MULTI = {
     },
 }
 EXIT = {"type": "EXIT", "name": "Done", "config": {"reason": "done"}}
+#: A SEND_EMAIL step names one of the project's templates.
+TEMPLATE_ID = "0b6f2f4e-8a55-4d43-9a57-1f1e6c3b2a10"
 UPDATE = {"type": "UPDATE_CONTACT", "name": "Mark", "config": {"updates": {"onboarded": True}}}
 
 
@@ -168,7 +171,7 @@ def test_a_step_that_breaks_its_types_rules_is_refused(project, step, errors):
 @pytest.mark.parametrize(
     "step",
     [
-        {"type": "SEND_EMAIL", "name": "s", "config": {"templateId": str(uuid.uuid4())}},
+        {"type": "SEND_EMAIL", "name": "s", "config": {"templateId": TEMPLATE_ID}},
         {"type": "SEND_EMAIL", "name": "s"},
         {"type": "WEBHOOK", "name": "h", "config": {"url": "https://hooks.example.com/{{id}}", "method": "PUT", "headers": {"X-Key": "{{data.key}}"}, "body": {"a": [1]}}},
         {"type": "UPDATE_CONTACT", "name": "u", "config": {"subscriptionAction": "unsubscribe"}},
@@ -177,6 +180,7 @@ def test_a_step_that_breaks_its_types_rules_is_refused(project, step, errors):
     ],
 )  # fmt: skip
 def test_valid_steps_are_stored_as_sent(project, step):
+    Template.objects.create(id=TEMPLATE_ID, project=project, name="t", subject="s", body="b")
     stored = add(project, make(project), step)
     stored.refresh_from_db()
     assert stored.config == step.get("config", {})

@@ -271,12 +271,13 @@ def test_an_event_before_the_wait_began_does_not_resume_it(project, ann):
     assert execution.status == Status.WAITING
 
 
-def test_send_email_fails_the_run_until_email_support_lands(project, ann):
+def test_send_email_without_its_template_fails_the_run(project, ann):
+    """The step itself is tested in tests/email/test_send_email_step.py."""
     flow, rows = workflow(project, ("SEND_EMAIL", {"templateId": "t"}))
     execution = start(flow, rows, ann)
     assert execution.status == Status.FAILED
     failed = WorkflowStepExecution.objects.get(execution=execution, step=rows[1])
-    assert failed.status == "FAILED" and "email" in failed.error
+    assert failed.status == "FAILED" and failed.error == "Template not found: t"
 
 
 def test_a_run_left_running_by_a_dead_worker_is_resumed(project, ann):
