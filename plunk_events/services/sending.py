@@ -39,6 +39,7 @@ from .contacts import (
     upsert_contact_rows,
 )
 from .db import db_for_write
+from .email_send import Message, queue_email
 from .errors import FieldErrorList, NotFound, ValidationFailed
 from .reevaluation import contacts_changed
 from .validation import (
@@ -459,11 +460,9 @@ def recipient_data(data: dict | None, recipient: Recipient) -> dict | None:
     return {**(data or {}), "name": recipient.name}
 
 
-def build_message(item: SendInput, template: Template | None):
+def compose_message(item: SendInput, template: Template | None) -> Message:
     """The message of the send: the template's fields, each replaced by the request's own
     (Plunk: ``subject || template.subject``, ...). A body from the request is HTML."""
-    from .email_send import Message
-
     common = {
         "headers": dict(item.headers),
         "attachments": list(item.attachments),
@@ -518,8 +517,6 @@ def send_transactional(
     """Upsert the recipients' contacts and queue one email each, all in one transaction (with
     the claim of ``idempotency_key`` and, given ``replay``, the rendered response); the emails
     go to the task queue after the commit. 404 for a template of another project or none."""
-    from .email_send import queue_email
-
     alias = db_for_write()
     timestamp = timezone.now()
     with transaction.atomic(using=alias):
@@ -529,7 +526,7 @@ def send_transactional(
             template = template.first()
             if template is None:
                 raise NotFound("Template", item.template_id)
-        message = build_message(item, template)
+        message = compose_message(item, template)
         if idempotency_key is not None:
             idempotency.claim(alias, project, idempotency_key, path, timestamp, replay)
         entries = [(r, recipient_data(item.data, r)) for r in item.recipients]
