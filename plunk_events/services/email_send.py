@@ -27,7 +27,8 @@ from email.utils import formataddr
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.utils import DNS_NAME
 from django.db import connections, transaction
 from django.utils import timezone
 
@@ -36,7 +37,7 @@ from ..conf import conf
 from ..email_models import Email, Template
 from ..ids import uuid7
 from ..models import Contact, Event
-from . import email_links, email_render
+from . import email_links, email_render, email_tracking
 from .conditions import iso_ms
 from .db import db_for_write
 from .dispatch import events_recorded
@@ -181,8 +182,10 @@ def build_message(email: Email, contact: Contact, connection=None) -> EmailMulti
     if email.marketing and _to_contact(contact, email.to_email):
         headers.update(email_links.list_unsubscribe_headers(contact))
     if not any(name.lower() == "message-id" for name in headers):
-        domain = email.from_email.rpartition("@")[2] or None
-        headers["Message-ID"] = make_msgid(domain=domain)
+        # The email's own id as the local part: a reply's In-Reply-To names it whatever id the
+        # provider reports (email_tracking.find_replied_email).
+        domain = email.from_email.rpartition("@")[2] or DNS_NAME.get_fqdn()
+        headers["Message-ID"] = f"<{email.pk}@{domain}>"
     message = EmailMultiAlternatives(
         subject=email.subject,
         body=email_render.plain_text(email.body),
@@ -231,17 +234,7 @@ def sent_event(email: Email, sent_at) -> Event:
         name=EMAIL_SENT,
         email_id=email.pk,
         created_at=sent_at,
-        data={
-            "subject": email.subject,
-            "from": email.from_email,
-            "fromName": email.from_name or None,
-            "messageId": email.message_id,
-            "emailId": str(email.pk),
-            "templateId": str(email.template_id) if email.template_id else None,
-            "campaignId": None,
-            "sourceType": email.source,
-            "sentAt": iso_ms(sent_at),
-        },
+        data={**email_tracking.base_data(email), "sentAt": iso_ms(sent_at)},
     )
 
 

@@ -25,6 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from django.db import connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import strip_tags
 
@@ -298,13 +299,31 @@ def _candidates(replies_to: list[str]) -> list[str]:
 
 def find_replied_email(replies_to: list[str], using: str | None = None) -> Email | None:
     """The sent email an inbound message answers: the first of its referenced ids (by
-    :func:`_candidates`' priority) that is a sent email's message id."""
+    :func:`_candidates`' priority) that is a sent email's message id, or the email's own id (the
+    local part of the Message-ID :mod:`.email_send` sets)."""
     candidates = _candidates(replies_to)
     if not candidates:
         return None
-    emails = Email.objects.using(using).select_related("project").filter(message_id__in=candidates)
-    by_id = {email.message_id: email for email in emails.order_by("-created_at")}
+    own_ids = [c for c in candidates if _is_uuid(c)]
+    emails = (
+        Email.objects.using(using)
+        .select_related("project")
+        .filter(Q(message_id__in=candidates) | Q(pk__in=own_ids))
+        .exclude(sent_at=None)
+    )
+    by_id = {}
+    for email in emails.order_by("created_at"):
+        by_id[str(email.pk)] = email
+        by_id[email.message_id] = email
     return next((by_id[c] for c in candidates if c in by_id), None)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def sanitised_body(message: InboundMessage) -> str:

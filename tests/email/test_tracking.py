@@ -327,6 +327,22 @@ def test_a_reply_matches_the_provider_id_inside_its_message_id_header(project, a
     assert event.email_id == sent.id
 
 
+def test_a_reply_matches_our_message_id_when_the_provider_reported_its_own(project, ann):
+    """Our Message-ID is ``<email id@sender domain>``: a reply names it whatever id the
+    provider reported back (stored as ``message_id``)."""
+    sent = sent_email(ann, "b7e1-provider-id")
+    reply(f"<{sent.id}@acme.test>")
+    (event,) = events()
+    assert event.email_id == sent.id
+
+
+def test_a_reply_to_an_email_never_sent_writes_nothing(project, ann):
+    pending = sent_email(ann, None)
+    Email.objects.filter(pk=pending.pk).update(status=Email.Status.PENDING, sent_at=None)
+    reply(f"<{pending.id}@acme.test>")
+    assert events() == []
+
+
 def test_an_inbound_message_answering_none_of_ours_writes_nothing(project, email):
     reply("<someone-else@example.org>")
     reply(None)
