@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from ..conf import conf
@@ -192,6 +192,8 @@ class _Next:
     deliver: WorkflowStepExecution | None = None
     #: The run's status when the chain stops here (None: ask the database).
     status: str | None = None
+    #: A WAIT_FOR_EVENT step began waiting: look for its event recorded meanwhile.
+    waiting: WorkflowStepExecution | None = None
 
 
 def advance(execution_id: Any, step_id: Any) -> str | None:
@@ -206,6 +208,8 @@ def advance(execution_id: Any, step_id: Any) -> str | None:
             following = _run_current_step(alias, execution)
         if following.deliver is not None:
             following = _deliver_webhook(alias, execution, following.deliver)
+        if following.waiting is not None and _catch_up_wait(alias, following.waiting):
+            return _status(alias, execution_id)
         if following.step_id is None:
             return following.status or _status(alias, execution_id)
         step_id = following.step_id
@@ -275,7 +279,8 @@ def _apply(alias, execution, step, row, result: workflow_steps.StepResult) -> _N
         )
         if result.wait_until is not None:
             schedule_timer(execution.project_id, result.wait_until, using=alias)
-        return _Next(status=Status.WAITING)
+        row.wait_event_name = result.wait_event_name
+        return _Next(status=Status.WAITING, waiting=row if result.wait_event_name else None)
     _complete_step(alias, row, result.output)
     if result.exit_reason is not None:
         _finish(alias, execution, Status.COMPLETED, exit_reason=result.exit_reason)
@@ -392,6 +397,43 @@ def resume_wait(
         if to is not None:
             _enqueue(tasks.advance_workflow, str(execution.pk), str(to), alias=alias)
     return True
+
+
+def _catch_up_wait(alias: str, row: WorkflowStepExecution) -> bool:
+    """Resume a wait that has just begun with its event if the contact recorded it after the
+    run's previous step ended: the dispatcher may have read that event before the wait existed
+    (an ``email.sent`` of the SEND_EMAIL step just before it, sent on that step's commit)."""
+    from ..models import Event
+
+    since = (
+        WorkflowStepExecution.objects.using(alias)
+        .filter(execution_id=row.execution_id, status=StepStatus.COMPLETED)
+        .exclude(pk=row.pk)
+        .aggregate(latest=models.Max("completed_at"))["latest"]
+    )
+    if since is None:
+        return False
+    event = (
+        Event.objects.using(alias)
+        .filter(
+            project_id=row.project_id,
+            contact_id=row.contact_id,
+            name=row.wait_event_name,
+            created_at__gte=since,
+        )
+        .order_by("created_at", "id")
+        .values("name", "data", "created_at")
+        .first()
+    )
+    if event is None:
+        return False
+    return resume_wait(
+        row.pk,
+        Outcome.EVENT,
+        event_name=event["name"],
+        event_data=event["data"],
+        received_at=event["created_at"],
+    )
 
 
 def resume_waits_for(

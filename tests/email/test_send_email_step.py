@@ -265,6 +265,45 @@ def test_email_sent_resumes_a_wait_for_it(
     assert ann.data["mailed"] is True
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_wait_right_after_the_send_sees_the_email_sent_recorded_before_it(project, mailoutbox):
+    """Real commits on the immediate backend: the send task runs when the SEND_EMAIL step
+    commits, so ``email.sent`` is recorded (and dispatched) before the wait exists. The wait
+    finds it when it begins: it was recorded after the run's previous step ended."""
+    transactional = make_template(project, Template.Type.TRANSACTIONAL)
+    flow(
+        project,
+        send_step(transactional),
+        {"type": "WAIT_FOR_EVENT", "name": "Sent?", "config": {"eventName": "email.sent"}},
+        {"type": "UPDATE_CONTACT", "name": "Mark", "config": {"updates": {"mailed": True}}},
+    )
+    plunk_events.track(project, "ann@x.io", "ordered")
+
+    ann = Contact.objects.get(project=project, email="ann@x.io")
+    sent = Event.objects.get(contact=ann, name="email.sent")
+    waiting = step_row(ann, "WAIT_FOR_EVENT")
+    assert sent.created_at < waiting.started_at  # the event came first
+    assert waiting.status == "COMPLETED" and waiting.output["outcome"] == "EVENT"
+    assert waiting.output["eventData"]["emailId"] == str(sent.email_id)
+    assert WorkflowExecution.objects.get(contact=ann).status == Status.COMPLETED
+    assert ann.data == {"mailed": True}
+
+
+def test_a_wait_does_not_take_an_event_recorded_before_the_run_reached_it(
+    project, django_capture_on_commit_callbacks
+):
+    """Only events since the previous step ended count: an older ``email.sent`` of the
+    contact does not end a new wait."""
+    ann = Contact.objects.create(project=project, email="ann@x.io")
+    Event.objects.create(project=project, contact=ann, name="email.sent")
+    flow(
+        project,
+        {"type": "WAIT_FOR_EVENT", "name": "Sent?", "config": {"eventName": "email.sent"}},
+    )
+    order(project, "ann@x.io", django_capture_on_commit_callbacks)
+    assert step_row(ann, "WAIT_FOR_EVENT").status == "WAITING"
+
+
 def test_an_unknown_template_id_of_a_stored_step_fails_cleanly(
     project, django_capture_on_commit_callbacks
 ):
