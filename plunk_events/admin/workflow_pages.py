@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -90,8 +91,9 @@ def ordered_steps(steps: list[WorkflowStep], edges: list[WorkflowTransition]):
     return order, out_edges
 
 
-def workflow_graph(workflow) -> SafeString:
-    """The graph as a vertical list of step cards, each with its labelled outgoing arrows."""
+def workflow_graph(workflow, step_url: Callable[[WorkflowStep], str] | None = None) -> SafeString:
+    """The graph as a vertical list of step cards, each with its labelled outgoing arrows;
+    with ``step_url``, each step but the trigger links to its settings form."""
     steps = list(workflow.steps.order_by("order", "id"))
     edges = list(WorkflowTransition.objects.filter(workflow=workflow).order_by("priority"))
     if not steps:
@@ -117,15 +119,24 @@ def workflow_graph(workflow) -> SafeString:
                 for e in out_edges.get(step.pk, [])
             ),
         )
+        edit = ""
+        if step_url is not None and step.type != WorkflowStep.Type.TRIGGER:
+            edit = format_html(
+                ' <a href="{}" class="plunk-step-edit" aria-label="Change the settings of {}">'
+                "Change settings</a>",
+                step_url(step),
+                names[step.pk],
+            )
         cards.append(
             format_html(
                 '<li class="plunk-step" id="step-{}"><div class="plunk-step-head">'
                 '<span class="plunk-step-number">{}</span> <strong>{}</strong> '
-                '<span class="plunk-tag">{}</span></div>{}{}</li>',
+                '<span class="plunk-tag">{}</span>{}</div>{}{}</li>',
                 step.pk,
                 number,
                 names[step.pk],
                 step.get_type_display(),
+                edit,
                 format_html('<dl class="plunk-step-settings">{}</dl>', settings)
                 if settings
                 else "",

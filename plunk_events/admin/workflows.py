@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.urls import reverse
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from ..models import Workflow, WorkflowStep, WorkflowTransition
+from ..services import workflow_graph as graph_service
 from ..services import workflows
+from ..services.errors import PlunkError, ValidationFailed
 from ..services.workflow_graph import ActiveExecutions
 from ..workflow_models import ACTIVE_STATUSES
 from .base import adopt, name_stats_url
 from .forms import WorkflowForm
+from .step_forms import step_form_class
 from .workflow_pages import workflow_graph
 
 
@@ -87,7 +95,83 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.display(description="steps")
     def graph(self, obj):
-        return workflow_graph(obj)
+        return workflow_graph(obj, getattr(obj, "_plunk_step_url", None))
+
+    def get_object(self, request, object_id, from_field=None):
+        """The workflow, remembering whether this request may change its steps (the graph's
+        "Change settings" links are drawn for users who may)."""
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None and self.has_change_permission(request, obj):
+            obj._plunk_step_url = lambda step: self._step_url(obj, step)
+        return obj
+
+    def _step_url(self, workflow, step) -> str:
+        return reverse(
+            f"{self.admin_site.name}:plunk_events_workflow_step",
+            args=[quote(workflow.pk), step.pk],
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/steps/<uuid:step_id>/",
+                self.admin_site.admin_view(self.step_view),
+                name="plunk_events_workflow_step",
+            ),
+            *super().get_urls(),
+        ]
+
+    def step_view(self, request, object_id, step_id):
+        """One step's settings as a form, saved through :func:`workflow_graph.update_step`
+        (the API's step route), whose field errors are shown on the form."""
+        workflow = super().get_object(request, unquote(object_id))
+        if workflow is None:
+            raise Http404("No such workflow")
+        if not self.has_change_permission(request, workflow):
+            raise PermissionDenied
+        step = WorkflowStep.objects.filter(workflow=workflow, pk=step_id).first()
+        if step is None or step.type == WorkflowStep.Type.TRIGGER:
+            # The trigger's settings are the workflow's trigger event name (its own page).
+            raise Http404("No such step")
+        form_class = step_form_class(step)
+        form = form_class(request.POST if request.method == "POST" else None, step=step)
+        if request.method == "POST" and form.is_valid():
+            try:
+                saved = graph_service.update_step(
+                    workflow.project,
+                    workflow.pk,
+                    step.pk,
+                    name=form.cleaned_data["name"],
+                    config=form.to_config(),
+                )
+            except ValidationFailed as exc:
+                form.add_service_errors(exc.errors)
+            except PlunkError as exc:  # ACTIVE_EXECUTIONS, a name being deleted, …
+                form.add_error(None, exc.message)
+            else:
+                self.log_change(request, workflow, f"Changed the settings of step “{saved.name}”.")
+                self.message_user(
+                    request, f"The step “{saved.name}” was changed.", messages.SUCCESS
+                )
+                url = reverse(
+                    f"{self.admin_site.name}:plunk_events_workflow_change",
+                    args=[quote(workflow.pk)],
+                )
+                return HttpResponseRedirect(f"{url}#step-{saved.pk}")
+        request.current_app = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Step “{step.name}”",
+            "subtitle": f"{step.get_type_display()} · {workflow.name}",
+            "opts": self.opts,
+            "original": workflow,
+            "step": step,
+            "form": form,
+            "adminform": helpers.AdminForm(form, form.fieldsets(), {}, model_admin=self),
+            "errors": helpers.AdminErrorList(form, []),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/plunk_events/workflow/step_form.html", context)
 
     @admin.display(description="runs")
     def runs(self, obj):
