@@ -6,6 +6,7 @@ the same functions as ``GET /events/stats`` and ``/usage``.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from html import escape as esc
@@ -20,7 +21,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
 from ..conf import conf
 from ..constants import is_system_event
@@ -29,7 +30,7 @@ from ..services import insights, rollups
 from .actions import execute_deletions, plan_deletions, render_confirmation
 from .base import URL_SAFE, name_page_url
 from .charts import OTHER_KEY, PALETTE, Chart, build_chart
-from .filters import NAME_PARAM, PROJECT_PARAM, selected_project
+from .filters import NAME_PARAM, PROJECT_PARAM
 
 #: Windows with more events than this count their unique contacts only when asked (?contacts=1):
 #: the distinct count reads every event of the window, the rest of the page reads the rollups.
@@ -43,8 +44,8 @@ SORT_KEYS = {
     "name": lambda r: r.name,
     "count": lambda r: r.count,
     "unique": lambda r: -1 if r.unique_contacts is None else r.unique_contacts,
-    "first": lambda r: r.first_seen or datetime.min.replace(tzinfo=UTC),
-    "last": lambda r: r.last_seen or datetime.min.replace(tzinfo=UTC),
+    "first": lambda r: r.first_day or date.min,
+    "last": lambda r: r.last_day or date.min,
     "share": lambda r: r.share,
     "system": lambda r: (r.is_system, r.name),
     "refs": lambda r: len(r.references.segments) + len(r.references.workflows),
@@ -59,6 +60,11 @@ COLUMNS = (
     ("system", "System"),
     ("refs", "Referenced by"),
 )
+#: Column tooltips.
+COLUMN_HELP = {
+    "first": "The first day (UTC) with events of this name in the window",
+    "last": "The last day (UTC) with events of this name in the window",
+}
 
 
 def share_label(share: float, count: int) -> str:
@@ -150,26 +156,37 @@ def parse_window(query) -> Window:
     return Window(key, datetime.combine(start_date, time.min, tzinfo=UTC), None, start_date)
 
 
-def _pick_project(request) -> Project | None:
-    """The project of ``?project=``, else the first one by name."""
-    if PROJECT_PARAM in request.GET:
-        return selected_project(request)
-    return Project.objects.order_by("name", "pk").first()
+def _pick_project(request, projects: list[Project]) -> Project | None:
+    """The project of ``?project=``, else the first one by name, from the selector's list."""
+    if PROJECT_PARAM not in request.GET:
+        return projects[0] if projects else None
+    try:
+        pk = uuid.UUID(request.GET[PROJECT_PARAM])
+    except ValueError:
+        return None
+    return next((p for p in projects if p.pk == pk), None)
 
 
-def _chart(
-    project: Project, window: Window, name: str | None, title: str, top: list[str] | None = None
-) -> Chart:
-    """One name's daily events, or the ``top`` names' with every other name summed per day."""
-    if name is not None:
-        daily = rollups.daily_counts(project, window.start, window.end, names=[name])
-    else:
-        daily = rollups.daily_counts(
-            project, window.start, window.end, names=top[: len(PALETTE)], others=OTHER_KEY
-        )
+def _chart(project: Project, window: Window, name: str, title: str) -> Chart:
+    """One name's daily events."""
+    daily = rollups.daily_counts(project, window.start, window.end, names=[name])
+    return _build_chart(window, daily, title)
+
+
+def _build_chart(window: Window, daily: dict, title: str) -> Chart:
     first, last = window.chart_days(daily)
     today = timezone.now().astimezone(UTC).date()
     return build_chart(daily, first, last, title=title, today=today)
+
+
+def _options(values: list[str], selected: str | None) -> SafeString:
+    """``<option>`` elements, escaped, the ``selected`` one marked."""
+    return mark_safe(  # noqa: S308 (every value is escaped)
+        "".join(
+            f'<option value="{esc(v)}"{" selected" if v == selected else ""}>{esc(v)}</option>'
+            for v in values
+        )
+    )
 
 
 class StatsViews:
@@ -216,7 +233,8 @@ class StatsViews:
 
     def stats(self, request):
         self._check_view(request)
-        project = _pick_project(request)
+        projects = list(Project.objects.order_by("name", "pk"))
+        project = _pick_project(request, projects)
         if project is None and PROJECT_PARAM in request.GET:
             raise Http404("No such project")
         window = parse_window(request.GET)
@@ -227,7 +245,7 @@ class StatsViews:
             title="Event statistics",
             subtitle=str(project) if project else None,
             project=project,
-            projects=Project.objects.order_by("name", "pk"),
+            projects=projects,
             window=window,
             window_choices=self._window_links(request, window),
             changelist_url=self.events_url(project)
@@ -241,27 +259,34 @@ class StatsViews:
         if field not in SORT_KEYS:
             order, field = "-count", "count"
         want_contacts = request.GET.get("contacts") == "1" or field == "unique"
+        # The names, their figures and the chart's series come from one read of the rollup.
         summaries = insights.name_summaries(
             project,
             window.start,
             window.end,
             budget_ms=conf.ADMIN_STATS_BUDGET_MS,
             contacts_up_to=None if want_contacts else CONTACTS_AUTO_EVENTS,
+            chart=request.GET.get("chart") or None,
+            chart_top=len(PALETTE),
+            others=OTHER_KEY,
         )
         rows = sorted(summaries.rows, key=SORT_KEYS[field], reverse=order.startswith("-"))
-        chart_name = request.GET.get("chart") or None
-        if chart_name is not None and chart_name not in {r.name for r in rows}:
-            chart_name = None
+        chart_name = summaries.chart_name
         base = {PROJECT_PARAM: str(project.pk), **window.params()}
         if want_contacts:
             base["contacts"] = "1"
+        table_rows = self._stats_rows(project, window, rows)
         context.update(
             summaries=summaries,
-            rows=self._stats_rows(project, window, rows),
+            rows=table_rows,
+            # Two hundred rows or options through template loops cost more than their queries.
+            rows_html=mark_safe("".join(item["html"] for item in table_rows)),  # noqa: S308
+            chart_options=_options([r.name for r in summaries.rows], chart_name),
             columns=[
                 {
                     "key": key,
                     "label": label,
+                    "help": COLUMN_HELP.get(key, ""),
                     "numeric": key in ("count", "unique", "share"),
                     "sorted": field == key,
                     "descending": field == key and order.startswith("-"),
@@ -276,15 +301,12 @@ class StatsViews:
                 }
                 for key, label in COLUMNS
             ],
-            chart=_chart(
-                project,
+            chart=_build_chart(
                 window,
-                chart_name,
+                summaries.daily,
                 f"Daily events of “{chart_name}”" if chart_name else "Daily events by name",
-                top=[r.name for r in summaries.rows],
             ),
             chart_name=chart_name,
-            chart_names=[r.name for r in summaries.rows],
             order=order,
             base_query=base,
             api_query=urlencode(window.api_params()),
@@ -321,15 +343,12 @@ class StatsViews:
             f'<td class="num">{r.count:,}</td>',
             f'<td class="num">{unique}</td>',
         ]
-        for value in (r.first_seen, r.last_seen):
+        for value in (r.first_day, r.last_day):
             if value is None:
                 cells.append('<td class="plunk-nowrap">—</td>')
                 continue
-            iso = value.astimezone(UTC).isoformat()  # one formatting call per date
-            cells.append(
-                f'<td class="plunk-nowrap"><time datetime="{iso}" '
-                f'title="{iso[:10]} {iso[11:19]} UTC">{iso[:10]}</time></td>'
-            )
+            iso = value.isoformat()
+            cells.append(f'<td class="plunk-nowrap"><time datetime="{iso}">{iso}</time></td>')
         cells.append(
             '<td class="num"><span class="plunk-share" aria-hidden="true">'
             f'<span style="width: {r.share * 100:.2f}%"></span></span>'

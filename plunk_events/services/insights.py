@@ -1,10 +1,12 @@
 """Per-name summaries behind the admin's statistics pages.
 
-Totals and daily volumes come from :func:`rollups.event_counts` and :func:`rollups.daily_counts`, the
-functions behind ``GET /events/stats``; all-time figures of one name from :func:`rollups.event_usage`
+Totals and daily volumes are read as :func:`rollups.event_counts` reads them for ``GET
+/events/stats`` (the daily rollup plus the raw tail after its watermark, with its consistency
+check), the names table's figures and its chart in one read (:func:`window_figures`); all-time figures of one name from :func:`rollups.event_usage`
 (``GET /events/<name>/usage``), and references follow :func:`references.find_references`, so the
 admin and the API never disagree. Added here is only what the API lacks: unique contacts, first
-and last seen per name inside a window, and a name's top contacts.
+and last seen per name inside a window (UTC days from the rollup for the names table, exact
+times for one name's page), and a name's top contacts.
 
 Counting distinct contacts must read every event of the window. On PostgreSQL those queries run
 under a ``statement_timeout`` budget and report "not computed" (``None``) when it is exceeded, so
@@ -14,6 +16,7 @@ a huge window degrades to a missing column instead of a slow page.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +24,8 @@ from datetime import UTC, date, datetime, time
 from typing import TypeVar
 
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import Count, F, Max, Min, OuterRef, Subquery
+from django.db.models import Case, Count, F, Max, Min, OuterRef, Subquery, Sum, Value, When
+from django.db.models.functions import TruncDate
 
 from ..constants import is_system_event
 from ..models import Contact, Event, EventDailyCount, EventNameTotal, Project
@@ -89,6 +93,9 @@ class NameSummary:
     last_seen: datetime | None
     share: float
     references: References = field(default_factory=References)
+    #: First and last UTC day with events in the window (the names table).
+    first_day: date | None = None
+    last_day: date | None = None
 
     @property
     def is_system(self) -> bool:
@@ -107,6 +114,11 @@ class NameSummaries:
     contacts_computed: bool
     #: True when it was skipped because the window holds more than ``contacts_up_to`` events.
     contacts_skipped: bool = False
+    #: The chart's ``{(day, name): count}`` (:attr:`WindowFigures.daily`) and its names.
+    daily: dict = field(default_factory=dict)
+    charted: list[str] = field(default_factory=list)
+    #: The one name charted on request, or None for the biggest names stacked.
+    chart_name: str | None = None
 
 
 def unique_contacts(
@@ -128,7 +140,8 @@ def unique_contacts(
 def seen_range(
     project: Project, names: Iterable[str], start: datetime | None, end: datetime | None
 ) -> dict[str, tuple[datetime, datetime]]:
-    """First and last event of each name inside the window, exact, in O(names) index probes.
+    """First and last event of each name inside the window, exact, in O(names) index probes
+    (a name's page; the names table reads whole days from the rollup, :func:`window_figures`).
 
     Names already in the rollup catalogue get two correlated ``ORDER BY created_at LIMIT 1``
     subqueries on the (project, name, created_at) index; names newer than the rollup have
@@ -158,6 +171,103 @@ def seen_range(
     return out
 
 
+@dataclass
+class WindowFigures:
+    """What the statistics page shows of a window, from one consistent read of the rollup."""
+
+    #: Events per name, exactly :func:`rollups.event_counts` (``GET /events/stats``).
+    counts: Counter
+    #: First and last UTC day with events of each name in the window.
+    days: dict[str, tuple[date, date]]
+    #: ``{(day, name): count}`` of the charted names, the others summed under ``others``.
+    daily: dict[tuple[date, str], int]
+    #: The charted names.
+    charted: list[str]
+
+
+def window_figures(
+    project: Project,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    chart: list[str] | None = None,
+    top: int = 6,
+    others: str | None = None,
+) -> WindowFigures:
+    """Counts per name, their first and last day, and the chart's daily series, in one read.
+
+    The window is split as :func:`rollups.event_counts` splits it (whole days from the daily
+    rollup, the rest from raw events) and read under the same watermark check, so the counts
+    are the API's. Per name, the rollup answers ``SUM``/``MIN(day)``/``MAX(day)`` in one
+    grouped query and the chart's days in another (``chart`` names, else the ``top`` names by
+    count, every other name summed per day under ``others`` when given, and only the requested
+    names when ``chart`` names some with events in the window); the raw part (minutes
+    after the watermark) is read once, by (day, name), and serves all three.
+    """
+
+    def read(rolled):
+        split = rollups._split_window(start, end, rolled)
+        counts: Counter = Counter()
+        first: dict[str, date] = {}
+        last: dict[str, date] = {}
+
+        def seen(name: str, low: date, high: date) -> None:
+            first[name] = min(first.get(name, low), low)
+            last[name] = max(last.get(name, high), high)
+
+        daily_rows = EventDailyCount.objects.filter(project=project)
+        if split.last_day is not None:
+            daily_rows = daily_rows.filter(day__lte=split.last_day)
+            if split.first_day is not None:
+                daily_rows = daily_rows.filter(day__gte=split.first_day)
+            per_name = (
+                daily_rows.values_list("name")
+                .annotate(n=Sum("count"), low=Min("day"), high=Max("day"))
+                .order_by()
+            )
+            for name, n, low, high in per_name:
+                counts[name] += n
+                seen(name, low, high)
+        raw = list(
+            rollups._raw_events(project, split.raw)
+            .annotate(day=TruncDate("created_at", tzinfo=UTC))
+            .values_list("day", "name")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        for day, name, n in raw:
+            counts[name] += n
+            seen(name, day, day)
+        counts = +counts
+        requested = [n for n in (chart or []) if n in counts]
+        charted = requested or [name for name, _ in rollups.ranked(counts)[:top]]
+        rest = None if requested else others
+        daily: Counter = Counter()
+        if split.last_day is not None and charted:
+            if rest is None:
+                rows = daily_rows.filter(name__in=charted).values_list("day", "name", "count")
+            else:
+                label = Case(When(name__in=charted, then=F("name")), default=Value(rest))
+                rows = (
+                    daily_rows.annotate(label=label)
+                    .values_list("day", "label")
+                    .annotate(n=Sum("count"))
+                    .order_by()
+                )
+            for day, name, n in rows:
+                daily[(day, name)] += n
+        keep = set(charted)
+        for day, name, n in raw:
+            if name in keep:
+                daily[(day, name)] += n
+            elif rest is not None:
+                daily[(day, rest)] += n
+        days = {name: (first[name], last[name]) for name in counts}
+        return WindowFigures(counts, days, dict(+daily), charted)
+
+    return rollups._consistent(project, read, rollups.catch_up_rollups(project))
+
+
 def name_summaries(
     project: Project,
     start: datetime | None = None,
@@ -165,34 +275,51 @@ def name_summaries(
     *,
     budget_ms: int = CONTACTS_BUDGET_MS,
     contacts_up_to: int | None = None,
+    chart: str | None = None,
+    chart_top: int = 6,
+    others: str | None = None,
 ) -> NameSummaries:
-    """One row per event name with events in the window, count descending.
+    """One row per event name with events in the window, count descending, and the chart's
+    daily series (``chart``, else the ``chart_top`` biggest names and ``others``).
 
-    ``count`` is exactly what ``GET /events/stats`` answers for the same window. Distinct
-    contacts read every event of the window: with ``contacts_up_to`` they are counted only when
-    the window holds at most that many events (the page stays as fast as the rollup reads).
+    ``count`` is exactly what ``GET /events/stats`` answers for the same window; first and
+    last seen are UTC days, from the same read (:func:`window_figures`). Distinct contacts read
+    every event of the window: with ``contacts_up_to`` they are counted only when the window
+    holds at most that many events (the page stays as fast as the rollup reads).
     """
-    counts = rollups.event_counts(project, start, end)
+    figures = window_figures(
+        project, start, end, chart=[chart] if chart else None, top=chart_top, others=others
+    )
+    counts = figures.counts
     total = sum(counts.values())
     skipped = contacts_up_to is not None and total > contacts_up_to
     contacts = None if skipped else unique_contacts(project, start, end, budget_ms=budget_ms)
-    seen = seen_range(project, counts, start, end)
     refs = references_by_name(project, counts)
     rows = []
     for name, n in rollups.ranked(counts):
-        first, last = seen.get(name, (None, None))
+        first, last = figures.days[name]
         rows.append(
             NameSummary(
                 name=name,
                 count=n,
                 unique_contacts=None if contacts is None else contacts.get(name, 0),
-                first_seen=first,
-                last_seen=last,
+                first_seen=None,
+                last_seen=None,
                 share=n / total if total else 0.0,
                 references=refs[name],
+                first_day=first,
+                last_day=last,
             )
         )
-    return NameSummaries(rows, total, contacts is not None, skipped)
+    return NameSummaries(
+        rows,
+        total,
+        contacts is not None,
+        skipped,
+        daily=figures.daily,
+        charted=figures.charted,
+        chart_name=chart if figures.charted == [chart] else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +450,8 @@ def name_detail(
         last_seen=last,
         share=n / total if total else 0.0,
         references=usage.references,
+        first_day=first.astimezone(UTC).date() if first else None,
+        last_day=last.astimezone(UTC).date() if last else None,
     )
     return NameDetail(
         name=name,

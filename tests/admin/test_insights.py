@@ -3,7 +3,7 @@ rule, and the time budget on PostgreSQL degrades to "not computed" without leaki
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.db import connection
@@ -85,9 +85,9 @@ def test_name_summaries_agree_with_the_api_functions(project, seed):
         agg = Event.objects.filter(project=project, name=row.name, created_at__gte=start).aggregate(
             first=Min("created_at"), last=Max("created_at"), n=Count("contact", distinct=True)
         )
-        assert (row.first_seen, row.last_seen, row.unique_contacts) == (
-            agg["first"],
-            agg["last"],
+        assert (row.first_day, row.last_day, row.unique_contacts) == (
+            agg["first"].astimezone(UTC).date(),
+            agg["last"].astimezone(UTC).date(),
             agg["n"],
         ), row.name
     # The counts above came through the rollup: "old" and "both" are in it; the newest events
@@ -96,6 +96,40 @@ def test_name_summaries_agree_with_the_api_functions(project, seed):
     assert rolled is not None
     catalogued = set(EventNameTotal.objects.filter(project=project).values_list("name", flat=True))
     assert {"old", "both"} <= catalogued <= {"old", "both", "fresh"}
+
+
+@pytest.mark.parametrize("window", ["all", "7 days", "partial days"])
+def test_window_figures_read_once_what_the_api_functions_read(project, seed, window):
+    """The names table and its chart come from one read: its counts are the API's
+    (``event_counts``), its chart series ``daily_counts``' and its first/last days the events'."""
+    now = timezone.now()
+    seed(project, {f"n{i}": 45 - 4 * i for i in range(9)}, days=40, now=now - timedelta(hours=3))
+    seed(project, {"n8": 2, "fresh": 3}, days=1 / 48, now=now, prefix="new")  # the raw tail
+    rollups.rollup(project)
+    today = now.astimezone(UTC).date()
+    start, end = {
+        "all": (None, None),
+        "7 days": (datetime.combine(today - timedelta(days=6), time.min, tzinfo=UTC), None),
+        # Windows that start and end inside a day: raw events on both sides of the rollup's days.
+        "partial days": (now - timedelta(days=20, hours=5), now - timedelta(days=3, hours=7)),
+    }[window]
+    figures = insights.window_figures(project, start, end, top=3, others="~others")
+    assert figures.counts == rollups.event_counts(project, start, end)
+    top = [name for name, _ in rollups.ranked(figures.counts)[:3]]
+    assert figures.charted == top
+    assert figures.daily == rollups.daily_counts(project, start, end, names=top, others="~others")
+    for name in figures.counts:
+        events = insights._window(Event.objects.filter(project=project, name=name), start, end)
+        agg = events.aggregate(first=Min("created_at"), last=Max("created_at"))
+        assert figures.days[name] == (
+            agg["first"].astimezone(UTC).date(),
+            agg["last"].astimezone(UTC).date(),
+        ), name
+    one = insights.window_figures(project, start, end, chart=["n5"], others="~others")
+    assert one.charted == ["n5"]
+    assert one.daily == rollups.daily_counts(project, start, end, names=["n5"])
+    unknown = insights.window_figures(project, start, end, chart=["nope"], top=2)
+    assert unknown.charted == top[:2]
 
 
 def test_name_detail_uses_event_usage_for_all_time(project, seed, referenced):
@@ -158,8 +192,8 @@ def test_summaries_without_unique_contacts_past_the_budget(project, seed, insert
         ("signup", 20_050, None),
         ("login", 5_010, None),
     ]
-    assert [(r.first_seen, r.last_seen) for r in summaries.rows] == [
-        (r.first_seen, r.last_seen) for r in exact.rows
+    assert [(r.first_day, r.last_day) for r in summaries.rows] == [
+        (r.first_day, r.last_day) for r in exact.rows
     ]
 
     start = timezone.now() - timedelta(days=90)  # a window: all time uses the API's figures
