@@ -8,6 +8,8 @@ one project at a time, no full COUNT (:mod:`.paginator`), no facets, no DISTINCT
 
 from . import (  # noqa: F401  (registrations)
     contacts,
+    email_templates,
+    emails,
     events,
     projects,
     segments,
