@@ -26,7 +26,8 @@ from ..email_models import Template
 from ..models import Contact
 from ..services import email_render, templates
 from ..services.errors import ValidationFailed
-from .base import adopt, date_time
+from .base import ProjectScopedMixin, adopt, date_time
+from .filters import ProjectFilter
 
 #: Contacts offered by the preview's email field (the project's newest).
 PREVIEW_SUGGESTIONS = 20
@@ -98,13 +99,14 @@ class TemplateForm(forms.ModelForm):
 
 
 @admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
+class TemplateAdmin(ProjectScopedMixin, admin.ModelAdmin):
+    """One project's templates at a time, as its emails; written through the template service."""
+
     form = TemplateForm
-    list_display = ("name", "project", "type", "subject_line", "sender", "updated")
-    list_filter = ("project", "type")
+    list_display = ("name", "type", "subject_line", "sender", "updated")
+    list_filter = (ProjectFilter, "type")
     search_fields = ("name", "subject", "description")
     search_help_text = "Part of the name, the subject or the description."
-    list_select_related = ("project",)
     ordering = ("-updated_at", "-id")
     readonly_fields = ("used_by", "created_at", "updated_at")
     change_form_template = "admin/plunk_events/template/change_form.html"

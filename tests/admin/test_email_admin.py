@@ -70,23 +70,28 @@ def frame_srcdoc(page: str) -> str:
 # Templates: list and edit
 
 
-def test_template_changelist_filters_and_search(admin_client, project, other_project):
+def test_template_changelist_one_project_filters_and_search(admin_client, project, other_project):
     make_template(project, name="Welcome")
     make_template(project, name="Receipt", type="TRANSACTIONAL", subject="Your receipt")
     make_template(other_project, name="Theirs")
     url = reverse("admin:plunk_events_template_changelist")
-    response = admin_client.get(url)
+    assert admin_client.get(url).status_code == 302  # to the first project
+    response = admin_client.get(url, {"project": project.pk})
     assert response.status_code == 200
     page = response.content.decode()
     for header in ("Name", "Type", "Subject", "From", "Updated"):
         assert f">{header}</a>" in page or f">{header}</span>" in page, header
-    names = lambda r: sorted(t.name for t in r.context["cl"].result_list)  # noqa: E731
-    assert names(admin_client.get(url, {"type__exact": "TRANSACTIONAL"})) == ["Receipt"]
-    assert names(admin_client.get(url, {"q": "receipt"})) == ["Receipt"]
-    assert names(admin_client.get(url, {"project__id__exact": project.pk})) == [
-        "Receipt",
-        "Welcome",
-    ]
+    assert ">Project</" not in page
+
+    def names(**params):
+        response = admin_client.get(url, {"project": project.pk, **params})
+        return sorted(t.name for t in response.context["cl"].result_list)
+
+    assert names() == ["Receipt", "Welcome"]
+    assert names(type__exact="TRANSACTIONAL") == ["Receipt"]
+    assert names(q="receipt") == ["Receipt"]
+    theirs = admin_client.get(url, {"project": other_project.pk}).context["cl"].result_list
+    assert [t.name for t in theirs] == ["Theirs"]
 
 
 def form_data(project, **fields) -> dict:
@@ -443,7 +448,7 @@ def test_staff_without_view_permissions_get_403(staff_client, project, sent):
     client = staff_client("view_contact")
     template = sent["template"]
     for url in (
-        reverse("admin:plunk_events_template_changelist"),
+        reverse("admin:plunk_events_template_changelist") + f"?project={project.pk}",
         reverse("admin:plunk_events_template_change", args=[template.pk]),
         preview_url(template),
         emails_url(project),

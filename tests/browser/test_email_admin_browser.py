@@ -110,6 +110,7 @@ def test_template_pages_and_preview(page, email_site, screenshot):
     login(page, site)
     page.goto(f"{site['url']}/admin/plunk_events/template/")
     page.wait_for_selector("#result_list")
+    assert "project=" in page.url
     screenshot("70-changelist-template-1280")
     assert_fits(page, "template")
     headers = [h.strip() for h in page.locator("#result_list thead th").all_inner_texts()]
@@ -162,5 +163,7 @@ def test_email_changelist_and_page(page, email_site, screenshot):
     frame = page.frame_locator("iframe.plunk-email-frame")
     assert frame.locator("h1").inner_text() == "Hello Ann"
     assert page.locator("input[name=_save]").count() == 0
-    screenshot("74-email-detail", full_page=True)
+    # Scrolled to the body: a full-page capture leaves frames below the first screen blank.
+    page.locator("iframe.plunk-email-frame").scroll_into_view_if_needed()
+    screenshot("74-email-detail")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
