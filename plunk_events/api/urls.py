@@ -12,6 +12,8 @@ from django.urls import re_path
 
 from .resources import ContactViewSet, SegmentViewSet, WorkflowViewSet
 from .segment_members import SegmentMembersViewSet
+from .send import SendView
+from .templates import TemplateViewSet
 from .views import EventViewSet, TrackBatchView, TrackView, UnknownRouteView
 from .workflow_executions import WorkflowExecutionViewSet
 from .workflow_graph import WorkflowGraphViewSet
@@ -35,6 +37,10 @@ segment_contacts = SegmentMembersViewSet.as_view({"get": "contacts"})
 segment_members = SegmentMembersViewSet.as_view({"post": "add", "delete": "remove"})
 segment_compute = SegmentMembersViewSet.as_view({"post": "compute"})
 segment_refresh = SegmentMembersViewSet.as_view({"post": "refresh"})
+templates_list = TemplateViewSet.as_view({"get": "list_templates", "post": "create"})
+templates_detail = TemplateViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
 workflows_list = WorkflowViewSet.as_view({"get": "list_workflows", "post": "create"})
 workflows_detail = WorkflowViewSet.as_view(
     {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
@@ -52,6 +58,7 @@ workflow_execution = WorkflowExecutionViewSet.as_view({"get": "retrieve", "delet
 urlpatterns = [
     re_path(r"^v1/track$", TrackView.as_view(), name="track"),
     re_path(r"^v1/track/batch$", TrackBatchView.as_view(), name="track-batch"),
+    re_path(r"^v1/send$", SendView.as_view(), name="send"),
     re_path(r"^events$", events_list, name="events"),
     # Literal parts stay outside named groups so the OpenAPI schema gets one path per route;
     # each ``destroy_*`` alias rebuilds the event name from what the route captured.
@@ -68,6 +75,8 @@ urlpatterns = [
     re_path(r"^segments/(?P<pk>[^/]+)/members$", segment_members, name="segment-members"),
     re_path(r"^segments/(?P<pk>[^/]+)/compute$", segment_compute, name="segment-compute"),
     re_path(r"^segments/(?P<pk>[^/]+)/refresh$", segment_refresh, name="segment-refresh"),
+    re_path(r"^templates$", templates_list, name="templates"),
+    re_path(r"^templates/(?P<pk>[^/]+)$", templates_detail, name="template-detail"),
     re_path(r"^workflows$", workflows_list, name="workflows"),
     re_path(r"^workflows/(?P<pk>[^/]+)$", workflows_detail, name="workflow-detail"),
     re_path(r"^workflows/(?P<pk>[^/]+)/duplicate$", workflow_duplicate, name="workflow-duplicate"),
@@ -107,7 +116,7 @@ urlpatterns = [
 #: Last: anything else under the app's prefixes is a 404 in the envelope, not Django's HTML page.
 fallback_urlpatterns = [
     re_path(
-        r"^(?:v1|events|contacts|segments|workflows)(?:/[\s\S]*)?$",
+        r"^(?:v1|events|contacts|segments|templates|workflows)(?:/[\s\S]*)?$",
         UnknownRouteView.as_view(),
         name="unknown-route",
     ),
