@@ -304,7 +304,7 @@ def test_another_projects_workflow_is_404(method, sk, other_project, client_for)
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
-@pytest.mark.parametrize("bad_id", ["wf_1", "12", str(uuid.uuid4())])
+@pytest.mark.parametrize("bad_id", ["wf_1", "12", str(uuid.UUID(int=7))])
 def test_non_uuid_or_unknown_id_is_404(method, bad_id, sk):
     response = getattr(sk, method)(f"/workflows/{bad_id}", {}, format="json")
     assert_not_found(response, "Workflow", bad_id)

@@ -327,7 +327,9 @@ def js_reference(operator, actual_row, expected_row):
     }[operator]
 
 
-@pytest.mark.parametrize("row", JS_TABLE, ids=lambda row: repr(row[0]))
+@pytest.mark.parametrize(
+    "row", JS_TABLE, ids=lambda row: "MISSING" if row[0] is MISSING else repr(row[0])
+)
 def test_conversions_match_the_table(row):
     value, _, string, number = row
     assert js_string(value) == string
