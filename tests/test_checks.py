@@ -29,6 +29,7 @@ def test_the_test_settings_are_clean():
         ({"ROLLUP_LAG_SECONDS": -86400}, ["plunk_events.E002"]),
         ({"DELETE_BATCH_SIZE": True}, ["plunk_events.E002"]),
         ({"TRACK_REQUIRE_PUBLIC_KEY": "no"}, ["plunk_events.E002"]),
+        ({"SEND_MAX_BYTES": "20MB"}, ["plunk_events.E002"]),
         ({"READ_DATABASE": "nowhere"}, ["plunk_events.E003"]),
         ({"READ_DATABASE": "replica", "TRACK_MAX_BYTES": 2048}, []),
         ({"WEBHOOK_ALLOW_PRIVATE_NETWORKS": ["127.0.0.1/32", "fd00::/8", "10.1.2.3/8"]}, []),
