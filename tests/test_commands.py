@@ -16,7 +16,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from example_project.demo.management.commands import plunk_demo
-from plunk_events.models import Contact, Event, Project, Segment, Workflow, hash_key
+from plunk_events.models import Contact, Event, Project, Segment, Template, Workflow, hash_key
 from plunk_events.services import rollups
 from plunk_events.services.conditions import validate_condition
 from plunk_events.workflow_models import WorkflowExecution
@@ -125,6 +125,23 @@ def test_demo_loads_the_data_set_once_and_prints_login_and_keys(client_for):
 
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff and admin.check_password("admin")
+
+
+@pytest.mark.django_db
+def test_the_demos_send_command_sends_its_welcome_mail(
+    client_for, mailoutbox, django_capture_on_commit_callbacks
+):
+    """The printed ``/v1/send`` example, body as printed, sends the demo template's mail."""
+    output = run(plunk_demo.Command())
+    secret = printed(output, "Secret key")
+    (body,) = re.findall(r"/v1/send .* -d '(\{.*\})'", output)
+    with django_capture_on_commit_callbacks(execute=True):  # the send task, after the commit
+        response = client_for(secret).post("/v1/send", json.loads(body), format="json")
+    assert response.status_code == 200, response.content
+    (mail,) = mailoutbox
+    assert mail.subject == "Welcome to Acme, Jane"
+    assert mail.to == ["jane@example.com"] and mail.from_email == "Acme <hello@example.com>"
+    assert Template.objects.filter(name="Welcome").count() == 1
 
 
 @pytest.mark.django_db

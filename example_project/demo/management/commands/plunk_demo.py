@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 import plunk_events
-from plunk_events.models import Event, Project, Segment, Workflow
+from plunk_events.models import Event, Project, Segment, Template, Workflow
 from plunk_events.services import (
     automation,
     executions,
@@ -29,6 +29,7 @@ from plunk_events.services import (
     workflows,
 )
 from plunk_events.services.projects import create_project, regenerate_keys
+from plunk_events.services.templates import create_template
 
 PROJECT_NAME = "Demo"
 ADMIN_USERNAME = "admin"
@@ -92,6 +93,19 @@ WORKFLOW = {
 }
 #: The demo's sign-ups of the last days get runs of the workflow, as if it had been enabled
 #: then; this many of them create their first project now, and their runs complete.
+#: A transactional template for POST /v1/send (the demo prints its mail on the terminal).
+TEMPLATE = {
+    "name": "Welcome",
+    "type": Template.Type.TRANSACTIONAL,
+    "subject": "Welcome to Acme, {{firstName ?? friend}}",
+    "body": (
+        "<h1>Welcome, {{firstName ?? friend}}!</h1>"
+        "<p>Your plan: {{plan ?? free}}.</p>"
+        '<p><a href="{{manageUrl}}">Manage your email preferences</a></p>'
+    ),
+    "from_email": "hello@example.com",
+    "from_name": "Acme",
+}
 RECENT_SIGNUP_DAYS = 7
 PROJECTS_CREATED_NOW = 3
 
@@ -197,11 +211,12 @@ class Command(BaseCommand):
             now = timezone.now().replace(minute=0, second=0, microsecond=0)
             importer.import_events(project, demo_rows(now))
         self.ensure_segment(project)
+        template = self.ensure_template(project)
         workflow = self.ensure_workflow(project)
         if loaded:
             self.start_runs(project, workflow)
         self.ensure_admin()
-        self.report(project, created, loaded, f"http://127.0.0.1:{port}")
+        self.report(project, created, loaded, f"http://127.0.0.1:{port}", template)
 
     def demo_project(self) -> tuple[Project, bool]:
         """The "Demo" project, with its plaintext secret key: new, or the old one's replaced."""
@@ -218,6 +233,10 @@ class Command(BaseCommand):
         elif not segment.track_membership:
             segment = automation.update_segment(project, segment.pk, track_membership=True)
         segments.compute(segment)
+
+    def ensure_template(self, project: Project) -> Template:
+        template = Template.objects.filter(project=project, name=TEMPLATE["name"]).first()
+        return template or create_template(project, **TEMPLATE)
 
     def ensure_workflow(self, project: Project) -> Workflow:
         workflow = Workflow.objects.filter(project=project, name=WORKFLOW["name"]).first()
@@ -248,7 +267,9 @@ class Command(BaseCommand):
         if not users.filter(username=ADMIN_USERNAME).exists():
             users.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
 
-    def report(self, project: Project, created: bool, loaded: bool, base: str) -> None:
+    def report(
+        self, project: Project, created: bool, loaded: bool, base: str, template: Template
+    ) -> None:
         contacts = project.contacts.count()
         events = Event.objects.filter(project=project).count()
         name = f'"{project.name}"'
@@ -277,3 +298,11 @@ class Command(BaseCommand):
         )
         out("Then list the newest events:")
         out(f"  curl '{base}/events?limit=5' -H \"Authorization: Bearer {project.secret_key}\"")
+        out("Send an email (it prints in this terminal; email.sent follows in /events):")
+        out(
+            f"  curl -X POST {base}/v1/send"
+            f' -H "Authorization: Bearer {project.secret_key}"'
+            ' -H "Content-Type: application/json"'
+            f""" -d '{{"to": "jane@example.com", "template": "{template.pk}","""
+            """ "data": {"firstName": "Jane"}}'"""
+        )
