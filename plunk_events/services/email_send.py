@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass, field
 from email import encoders
 from email.mime.base import MIMEBase
-from email.utils import formataddr
+from email.utils import formataddr, parseaddr
 from typing import Any
 
 from django.conf import settings
@@ -85,8 +85,14 @@ def message_from_template(template: Template, **overrides: Any) -> Message:
     return dataclasses.replace(message, **overrides)
 
 
-def sender(from_email: str = "") -> str:
-    return from_email or conf.DEFAULT_FROM_EMAIL or settings.DEFAULT_FROM_EMAIL
+def sender(from_email: str = "", from_name: str = "") -> tuple[str, str]:
+    """``(address, display name)`` of the sender: the message's, else the default sender
+    (``PLUNK_EVENTS["DEFAULT_FROM_EMAIL"]``, else Django's ``DEFAULT_FROM_EMAIL``), which may
+    be written ``"Name <address>"``."""
+    if from_email:
+        return from_email, from_name
+    default_name, address = parseaddr(conf.DEFAULT_FROM_EMAIL or settings.DEFAULT_FROM_EMAIL)
+    return address, from_name or default_name
 
 
 def _to_contact(contact: Any, to_email: str) -> bool:
@@ -127,6 +133,7 @@ def queue_email(
         message.subject, message.body, message.body_format, scope
     )
     refused = message.marketing and not contact.subscribed and _to_contact(contact, to_email)
+    from_email, from_name = sender(message.from_email, message.from_name or "")
     email = Email.objects.using(alias).create(
         project_id=project.pk,
         contact_id=contact.id,
@@ -136,8 +143,8 @@ def queue_email(
         marketing=message.marketing,
         to_email=to_email,
         to_name=to_name or "",
-        from_email=sender(message.from_email),
-        from_name=message.from_name or "",
+        from_email=from_email,
+        from_name=from_name,
         reply_to=message.reply_to or "",
         subject=rendered.subject,
         body=rendered.html,

@@ -140,6 +140,18 @@ def test_the_app_setting_is_the_default_sender_before_djangos(send, mailoutbox, 
     assert mailoutbox[0].from_email == "plunk@site.test"
 
 
+def test_a_default_sender_with_a_display_name_is_split(send, mailoutbox, settings):
+    """Django's ``DEFAULT_FROM_EMAIL`` may read ``"Name <address>"``: the email stores the
+    address and the name apart, and the message's From is not quoted twice."""
+    settings.DEFAULT_FROM_EMAIL = "Acme Support <support@site.test>"
+    ok(send, SIMPLE)
+    sent = Email.objects.get()
+    assert (sent.from_email, sent.from_name) == ("support@site.test", "Acme Support")
+    assert mailoutbox[0].from_email == "Acme Support <support@site.test>"
+    (event,) = Event.objects.filter(name="email.sent")
+    assert (event.data["from"], event.data["fromName"]) == ("support@site.test", "Acme Support")
+
+
 def test_to_as_an_object_names_the_recipient_and_stores_the_name(send, project, mailoutbox):
     ok(
         send,
