@@ -169,7 +169,8 @@ STEP_CONFIG_HELP = (
     "`{amount, unit}` (minutes|hours|days, at most 365 days); CONDITION `{field, operator, "
     "value?}` or `{mode: 'multi', field, branches: [{id, name, operator, value?}]}`; WEBHOOK "
     "`{url, method?, headers?, body?}`; UPDATE_CONTACT `{updates?, subscriptionAction?}`; EXIT "
-    "`{reason?}`; SEND_EMAIL `{templateId?}`."
+    "`{reason?}`; SEND_EMAIL `{templateId?, recipient?: {type: CONTACT|CUSTOM, customEmail?}}` "
+    "(`templateId`: a template of the project)."
 )
 
 
