@@ -76,7 +76,8 @@ ANYMAIL = {"WEBHOOK_SECRET": "tests:webhook-secret"}
 # Task backend (README "Background work"); the engine tests run against each one with a real
 # worker (tests/engine). immediate: inline, no worker (the default); db: django-tasks-db in the
 # test database (SQLite: a file, so the worker process sees it); rq: django-tasks-rq on Redis,
-# database 14 (PLUNK_TEST_RQ_URL), apart from the rate limit tests' 15.
+# database 14 (PLUNK_TEST_RQ_URL), apart from the rate limit tests' 15. Under pytest-xdist each
+# worker gets its own database (gw0: 14, gw1: 13, ...): the tests flush it and own its queue.
 TASKS_BACKEND = os.environ.get("PLUNK_TASKS_BACKEND", "immediate")
 INSTALLED_APPS.insert(0, "django_tasks")
 if TASKS_BACKEND == "immediate":
@@ -86,8 +87,11 @@ elif TASKS_BACKEND == "db":
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 elif TASKS_BACKEND == "rq":
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    _rq_db = 14 - int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    if _rq_db < 1:
+        raise ValueError("the RQ engine tests have Redis databases for 14 xdist workers at most")
     RQ_QUEUES = {
-        "default": {"URL": os.environ.get("PLUNK_TEST_RQ_URL", "redis://127.0.0.1:6379/14")}
+        "default": {"URL": os.environ.get("PLUNK_TEST_RQ_URL", f"redis://127.0.0.1:6379/{_rq_db}")}
     }
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
 else:
