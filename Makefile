@@ -5,6 +5,15 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 PORT ?= 8000
 ENGINE_BACKENDS ?= immediate db rq
+# pytest-xdist: PYTEST_WORKERS processes (auto: one per CPU; 0: one process, no xdist), each on
+# its own test database; a module's tests stay together (its fixtures: the browser, the wheel).
+PYTEST_WORKERS ?= auto
+XDIST = -n $(PYTEST_WORKERS) --dist loadfile
+# The PostgreSQL run leaves out what cannot tell the two databases apart: the browser tests (the
+# pages' data comes from the views that tests/admin runs on both databases; a browser adds
+# their HTML and JavaScript, the same on both) and `db_independent` tests (a wheel, `make demo`:
+# subprocesses on a SQLite file of their own whatever DATABASE_URL says).
+PG_DESELECT = -m "not browser and not db_independent"
 STAMP := $(VENV)/.installed
 
 .PHONY: help install demo test test-postgres test-pg test-engine lint format migrations-check schema bench clean
@@ -15,6 +24,7 @@ help:  ## list the targets
 	@echo "Variables: PORT=$(PORT) (demo, e.g. make demo PORT=8001)"
 	@echo "           PG_URL=$(PG_URL) (test-postgres, bench; DATABASE_URL wins)"
 	@echo "           ENGINE_BACKENDS=$(ENGINE_BACKENDS) (test-engine)"
+	@echo "           PYTEST_WORKERS=$(PYTEST_WORKERS) (test, test-postgres, test-engine; 0: one process)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,18 +41,19 @@ demo: $(STAMP)  ## migrate SQLite, load demo data, print login and a new secret 
 	$(BIN)/python manage.py plunk_demo --port $(PORT)
 	$(BIN)/python -m example_project.serve runserver 127.0.0.1:$(PORT)
 
-test: $(STAMP)  ## the whole suite on SQLite
-	$(BIN)/pytest
+test: $(STAMP)  ## the whole suite on SQLite, in parallel ($$PYTEST_WORKERS, 0: serially)
+	$(BIN)/pytest $(XDIST)
 
-test-postgres: $(STAMP)  ## the whole suite on PostgreSQL ($$DATABASE_URL, else $$PG_URL)
-	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/pytest
+test-postgres: $(STAMP)  ## the suite on PostgreSQL ($$DATABASE_URL, else $$PG_URL), in parallel, except the browser and db_independent tests
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/pytest $(XDIST) $(PG_DESELECT)
 
 test-pg: test-postgres  ## same as test-postgres
 
 test-engine: $(STAMP)  ## the engine tests with each task backend of $$ENGINE_BACKENDS (db and rq: real workers; rq: Redis)
 	@for backend in $(ENGINE_BACKENDS); do \
 	  echo "Engine tests, PLUNK_TASKS_BACKEND=$$backend"; \
-	  PLUNK_TASKS_BACKEND=$$backend $(BIN)/pytest -q -m engine || exit 1; \
+	  PLUNK_TASKS_BACKEND=$$backend $(BIN)/pytest -q -m engine $(XDIST) --maxprocesses 3 tests/engine \
+	    || exit 1; \
 	done
 
 lint: $(STAMP)  ## ruff check + format check

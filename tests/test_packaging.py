@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.db_independent]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Variables of this test run that must not leak into the new site.
