@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import quote as url_quote
 from urllib.parse import urlencode
 
@@ -21,12 +22,21 @@ from .filters import PROJECT_PARAM
 def date_time(value) -> str:
     """One date-time style for the admin's event times: ``2025-01-31 14:05:09 UTC``, in the
     current time zone, named."""
-    if value is None:
-        return "—"
+    return date_time_formatter()(value)
+
+
+def date_time_formatter() -> Callable[[datetime | None], str]:
+    """:func:`date_time` with the current time zone looked up once, for a page of rows."""
     zone = timezone.get_current_timezone()
     if zone is UTC or getattr(zone, "key", None) == "UTC":  # the common case, without zoneinfo
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return timezone.localtime(value, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return lambda value: (
+            "—"
+            if value is None
+            else value.astimezone(UTC).isoformat(" ", "seconds")[:19] + " UTC"  # ~3× strftime
+        )
+    return lambda value: (
+        "—" if value is None else timezone.localtime(value, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+    )
 
 
 def pretty_json(value) -> str:

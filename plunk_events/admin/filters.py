@@ -9,7 +9,9 @@ name filter lists the project's most frequent names from the rollup catalogue ra
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
+from html import escape as esc
+from typing import NamedTuple
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -19,7 +21,9 @@ from django.db.models import Q
 from django.db.models.functions import Left, Right
 from django.db.models.lookups import Exact
 from django.utils import formats
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
+from django.utils.translation import gettext
 
 from ..constants import (
     CONTACT_SUBSCRIBED,
@@ -55,6 +59,14 @@ def system_event_q() -> Q:
     )
 
 
+def all_projects(request) -> list[Project]:
+    """Every project by name, read once per request: the project filter lists them all, and
+    the chosen one is picked from them."""
+    if "_plunk_projects" not in request.__dict__:
+        request._plunk_projects = list(Project.objects.order_by("name", "pk"))
+    return request._plunk_projects
+
+
 def selected_project(request) -> Project | None:
     """The project chosen with ``?project=<uuid>``, or None."""
     raw = request.GET.get(PROJECT_PARAM)
@@ -64,17 +76,15 @@ def selected_project(request) -> Project | None:
         pk = uuid.UUID(raw)
     except ValueError:
         return None
-    cache = request.__dict__.setdefault("_plunk_projects", {})
-    if pk not in cache:
-        cache[pk] = Project.objects.filter(pk=pk).first()
-    return cache[pk]
+    return next((p for p in all_projects(request) if p.pk == pk), None)
 
 
 def project_counts(request, project: Project) -> dict[str, int]:
-    """All-time counts per name of ``project`` (the rollup and its live tail), once per request."""
+    """All-time counts per name of ``project`` (the rollup and its live tail), once per request;
+    ``project`` comes from :func:`all_projects`, loaded by this request."""
     cache = request.__dict__.setdefault("_plunk_counts", {})
     if project.pk not in cache:
-        cache[project.pk] = rollups.event_counts(project)
+        cache[project.pk] = insights.all_time_counts(project)
     return cache[project.pk]
 
 
@@ -107,7 +117,7 @@ class ProjectFilter(admin.SimpleListFilter):
     parameter_name = PROJECT_PARAM
 
     def lookups(self, request, model_admin):
-        return [(str(pk), name) for pk, name in Project.objects.values_list("pk", "name")]
+        return [(str(p.pk), p.name) for p in all_projects(request)]
 
     def choices(self, changelist):
         # No "All" choice: a cross-project list cannot use the (project, …) indexes.
@@ -173,29 +183,65 @@ class EventNameFilter(admin.SimpleListFilter):
         return queryset
 
 
+class EventRow(NamedTuple):
+    """One row of the Event changelist: the columns it shows, read as a tuple. A page of model
+    instances (an event and its contact each, with deferred fields) costs more to build than
+    the query that reads it."""
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    contact_id: uuid.UUID | None
+    name: str
+    created_at: datetime
+    contact_email: str | None
+    #: Only read when the list shows the Project column.
+    project_name: str | None = None
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.id
+
+
 class EventChangeList(ChangeList):
     """ChangeList with a date drill-down that costs no query, an index-friendly ordering, and
-    rows rendered in one pass (:meth:`EventAdmin.result_rows`) instead of Django's per-cell
-    lookups and a checkbox widget template per row."""
+    rows read as tuples (:class:`EventRow`) and rendered in one pass
+    (:meth:`EventAdmin.result_rows`) instead of Django's per-cell lookups and a checkbox widget
+    template per row."""
 
-    def get_queryset(self, request, exclude_parameters=None):
-        """Only the columns the rows show: no ``data`` to decode, one joined contact email."""
-        queryset = super().get_queryset(request, exclude_parameters)
+    def get_results(self, request):
+        super().get_results(request)
+        # The page's rows (a sliced queryset until now) as tuples of the shown columns.
         columns = ["id", "project_id", "contact_id", "name", "created_at", "contact__email"]
         if "project" in self.list_display:
             columns.append("project__name")
-        return queryset.only(*columns)
+        self.result_list = [EventRow(*row) for row in self.result_list.values_list(*columns)]
 
     def result_list_context(self) -> dict:
-        """The context of ``admin/change_list_results.html`` (what ``{% result_list %}`` builds)."""
+        """The context of ``change_list_results.html`` (what ``{% result_list %}`` builds), the
+        rows joined into one string."""
         headers = list(result_headers(self))
+        rows = self.model_admin.result_rows(self)
         return {
             "cl": self,
-            "result_hidden_fields": [],
             "result_headers": headers,
             "num_sorted_fields": sum(1 for h in headers if h["sortable"] and h["sorted"]),
-            "results": [[row] for row in self.model_admin.result_rows(self)],
+            # Each row's cells are escaped by result_rows().
+            "rows_html": mark_safe("".join(f"<tr>{row}</tr>\n" for row in rows)),  # noqa: S308
         }
+
+    def action_fields_html(self) -> SafeString:
+        """The action form's fields as Django's widgets render them (``ActionForm``: the
+        ``action`` select and the hidden ``select_across``), for ``event/actions.html``."""
+        choices = self.model_admin.get_action_choices(self._request)
+        options = "".join(
+            f'<option value="{esc(value)}"{"" if value else " selected"}>{esc(label)}</option>'
+            for value, label in choices
+        )
+        return mark_safe(  # noqa: S308 (values and labels escaped)
+            f'<label>{esc(gettext("Action:"))} <select name="action" required>{options}'
+            '</select></label><input type="hidden" name="select_across" value="0" '
+            'class="select-across">'
+        )
 
     def _get_deterministic_ordering(self, ordering):
         # Break created_at ties by id in the same direction, as the (…, created_at, id) indexes do.

@@ -20,13 +20,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Case, Count, F, Max, Min, OuterRef, Subquery, Sum, Value, When
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
+from ..conf import conf
 from ..constants import is_system_event
 from ..models import Contact, Event, EventDailyCount, EventNameTotal, Project
 from . import rollups
@@ -77,6 +79,45 @@ def _window(qs, start: datetime | None, end: datetime | None):
     if end is not None:
         qs = qs.filter(created_at__lte=end)
     return qs
+
+
+# ---------------------------------------------------------------------------------------------
+# All-time counts (the event changelist's name filter and count)
+
+
+def all_time_counts(project: Project) -> Counter:
+    """Events per name, all time: what :func:`rollups.event_counts` answers without a window
+    (``GET /events/names``), read in one statement instead of four.
+
+    The rollup's totals and the raw events after the watermark are a ``UNION ALL`` whose tail
+    reads the watermark in a subquery, so the three come from one snapshot and a concurrent
+    rollup cannot count an event twice (``event_counts`` re-reads the watermark to be sure).
+    ``project`` must have been loaded by this request: its watermark decides whether the
+    rollup is due (:func:`rollups.catch_up_rollups`, as every read path does) and bounds the
+    tail's index range (the planner cannot see the subquery's value; the watermark only
+    moves forward, so the subquery's is the same or later).
+    """
+    due = timezone.now() - timedelta(seconds=2 * conf.ROLLUP_LAG_SECONDS)
+    loaded = project.events_rolled_until
+    if loaded is None or loaded < due:
+        loaded = rollups.catch_up_rollups(project)
+    watermark = Project.objects.filter(pk=project.pk).values("events_rolled_until")[:1]
+    tail = (
+        Event.objects.filter(project=project, created_at__gte=loaded or EPOCH)
+        .filter(created_at__gte=Coalesce(Subquery(watermark), Value(EPOCH)))
+        .values_list("name")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    totals = EventNameTotal.objects.filter(project=project).values_list("name", "count")
+    counts: Counter = Counter()
+    for name, n in totals.union(tail, all=True):
+        counts[name] += n
+    return +counts
+
+
+#: Before every event: the tail's start when nothing was rolled up yet.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,6 +393,8 @@ def event_periods(project: Project, unit: str, year: int | None = None, month: i
     rollup's days plus the distinct days of the live tail after its watermark (minutes of
     events: the read paths keep it short); years come from :func:`_event_years`.
     """
+    if unit == "year":
+        return _event_years(project)
     daily = EventDailyCount.objects.filter(project=project, count__gt=0)
     # The watermark as loaded: if a rollup moved it since, the tail read here starts earlier
     # and only repeats days the rollup has too (the result is a set).
@@ -367,8 +410,6 @@ def event_periods(project: Project, unit: str, year: int | None = None, month: i
         tail = tail.filter(
             created_at__gte=start, created_at__lt=datetime.combine(after, time.min, tzinfo=UTC)
         )
-    if unit == "year":
-        return _event_years(project)
     days = list(daily.order_by().values_list("day", flat=True).distinct())
     days += [d.date() for d in tail.datetimes("created_at", "day", tzinfo=UTC)]
     if unit == "month":

@@ -132,6 +132,44 @@ def test_window_figures_read_once_what_the_api_functions_read(project, seed, win
     assert unknown.charted == top[:2]
 
 
+def test_all_time_counts_are_event_counts_in_one_statement(
+    project, other_project, seed, django_assert_num_queries
+):
+    from plunk_events.models import Project
+
+    now = timezone.now()
+    seed(other_project, {"n1": 5}, prefix="o")
+    # Never rolled up: everything is the raw tail (the call rolls the project up first).
+    seed(project, {"n1": 30, "n2": 12}, days=30, now=now - timedelta(hours=1))
+    fresh = Project.objects.get(pk=project.pk)
+    assert fresh.events_rolled_until is None
+    assert insights.all_time_counts(fresh) == rollups.event_counts(project)
+    # Rolled up, with a raw tail after the watermark: one statement.
+    seed(project, {"n2": 4, "new": 3}, days=1 / 1440, now=now, prefix="t")
+    fresh = Project.objects.get(pk=project.pk)
+    assert fresh.events_rolled_until is not None
+    with django_assert_num_queries(1):
+        counts = insights.all_time_counts(fresh)
+    assert counts == rollups.event_counts(project) == {"n1": 30, "n2": 16, "new": 3}
+
+
+def test_all_time_counts_count_nothing_twice_after_a_later_rollup(project, seed):
+    """The project was loaded before a rollup moved the watermark over some tail events: they
+    are in the totals now, and the statement's own watermark keeps them out of its tail."""
+    from plunk_events.models import Project
+
+    now = timezone.now()
+    seed(project, {"old": 10}, days=10, now=now - timedelta(hours=1))
+    rollups.rollup(project, now=now - timedelta(seconds=30))  # watermark: now - 90 s
+    loaded = Project.objects.get(pk=project.pk)
+    seed(project, {"mid": 4}, days=10 / 86400, now=now - timedelta(seconds=70), prefix="m")
+    rollups.rollup(project, now=now)  # watermark: now - 60 s, "mid" folded into the totals
+    assert EventNameTotal.objects.get(project=project, name="mid").count == 4
+    assert loaded.events_rolled_until < Project.objects.get(pk=project.pk).events_rolled_until
+    assert insights.all_time_counts(loaded) == rollups.event_counts(project)
+    assert insights.all_time_counts(loaded) == {"old": 10, "mid": 4}
+
+
 def test_name_detail_uses_event_usage_for_all_time(project, seed, referenced):
     seed(project, {"signup": 20, "other": 4}, contacts=6)
     detail = insights.name_detail(project, "signup")
