@@ -39,7 +39,7 @@ install: $(STAMP)  ## create .venv and install the app with its dev tools
 demo: $(STAMP)  ## migrate SQLite, load demo data, print login and a new secret key, serve on :$$PORT with a task worker
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py plunk_demo --port $(PORT)
-	$(BIN)/python -m example_project.serve runserver 127.0.0.1:$(PORT)
+	PLUNK_PUBLIC_URL=http://127.0.0.1:$(PORT) $(BIN)/python -m example_project.serve runserver 127.0.0.1:$(PORT)
 
 test: $(STAMP)  ## the whole suite on SQLite, in parallel ($$PYTEST_WORKERS, 0: serially)
 	$(BIN)/pytest $(XDIST)

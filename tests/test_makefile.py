@@ -48,4 +48,5 @@ def test_demo_uses_port_everywhere():
     commands = make("-n", "-o", ".venv/.installed", "demo", "PORT=8001")
     assert "plunk_demo --port 8001" in commands
     assert "runserver 127.0.0.1:8001" in commands
+    assert "PLUNK_PUBLIC_URL=http://127.0.0.1:8001 " in commands  # the links in mail
     assert "8000" not in commands
