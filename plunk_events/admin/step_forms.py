@@ -133,7 +133,7 @@ class WaitForEventForm(StepForm):
     timeout_amount = forms.IntegerField(
         label="Give up after",
         required=False,
-        help_text="Leave empty to wait for as long as it takes.",
+        help_text="At most 365 days; leave empty to wait for as long as it takes.",
     )
     timeout_unit = forms.ChoiceField(label="Unit", choices=_choices(TIMEOUT_UNITS))
     config_fields = {"eventName": "event_name", "timeout": "timeout_amount"}

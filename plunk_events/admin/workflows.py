@@ -1,4 +1,5 @@
-"""Workflows: settings through the workflow service; the graph shown read-only."""
+"""Workflows: settings through the workflow service; the graph drawn top to bottom, each
+step's settings edited on its own form (:mod:`.step_forms`, saved by the graph service)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ class WorkflowTransitionInline(ReadOnlyInline):
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
     form = WorkflowForm
-    inlines = []  # the graph is drawn by graph() (readable), edited through the API
+    inlines = []  # the graph is drawn by graph(); steps are edited by step_view()
 
     class Media:
         css = {"all": ["plunk_events/admin.css"]}
