@@ -611,6 +611,7 @@ class Bench:
         from django.test import Client
         from django.urls import NoReverseMatch, reverse
 
+        get_user_model().objects.filter(username="bench").delete()  # left by a --keep run
         user = get_user_model().objects.create_superuser("bench", "bench@example.com", "bench")
         self.admin_client = Client()
         self.admin_client.force_login(user)
