@@ -70,7 +70,7 @@ class StepForm(forms.Form):
 
     name = forms.CharField(label="Step name", required=False, strip=False)
 
-    #: Form field of each top-level config key, for the service's ``config.<key>`` errors.
+    #: Form field of each config key (or dotted path), for the service's ``config.<key>`` errors.
     config_fields: dict[str, str] = {}
     #: The rows of the page (a tuple shares a line: an amount and its unit).
     layout: tuple = ()
@@ -109,7 +109,15 @@ class StepForm(forms.Form):
             if path == "name":
                 target = "name"
             elif path.startswith("config."):
-                target = self.config_fields.get(path.split(".")[1])
+                keys = path.split(".")[1:]  # the longest listed prefix: recipient.type, recipient
+                target = next(
+                    (
+                        self.config_fields[".".join(keys[:n])]
+                        for n in range(len(keys), 0, -1)
+                        if ".".join(keys[:n]) in self.config_fields
+                    ),
+                    None,
+                )
             if target is None and path not in ("config", "name"):
                 message = f"{path}: {message}"
             self.add_error(target, message)
@@ -328,7 +336,11 @@ class SendEmailForm(StepForm):
     custom_email = forms.CharField(
         label="Address", required=False, help_text="Used when sending to another address."
     )
-    config_fields = {"templateId": "template", "recipient": "custom_email"}
+    config_fields = {
+        "templateId": "template",
+        "recipient.type": "recipient_type",
+        "recipient": "custom_email",
+    }
     layout = ("template", ("recipient_type", "custom_email"))
 
     def __init__(self, *args, step: WorkflowStep, **kwargs):

@@ -6,6 +6,7 @@ a cancel action through :mod:`services.executions`.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import deque
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from ..email_models import Template
 from ..models import WorkflowStep
 from ..services import executions as execution_service
 from ..services.errors import PlunkError
@@ -23,6 +25,7 @@ from ..workflow_models import ACTIVE_STATUSES, WorkflowExecution, WorkflowTransi
 from .base import ProjectScopedMixin, date_time
 from .filters import ProjectFilter
 from .paginator import LargeTablePaginator
+from .step_forms import OPERATOR_LABELS
 
 UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 
@@ -39,10 +42,37 @@ def duration(seconds: int | float | None) -> str:
     return " ".join(parts[:2]) or "0 seconds"
 
 
-def step_settings(step: WorkflowStep) -> list[tuple[str, str]]:
-    """A step's config as (label, value) pairs in words."""
+def step_settings(step: WorkflowStep, templates: dict | None = None) -> list[tuple[str, str]]:
+    """A step's config as (label, value) pairs in words; ``templates`` maps the project's
+    template ids (as text) to their names."""
     config = step.config or {}
     kind = step.type
+    if kind == WorkflowStep.Type.SEND_EMAIL and isinstance(config, dict):
+        template_id = config.get("templateId")
+        recipient = config.get("recipient") if isinstance(config.get("recipient"), dict) else {}
+        name = (templates or {}).get(str(template_id)) if template_id else None
+        return [
+            (
+                "Email template",
+                name or ("A template that no longer exists" if template_id else "None chosen"),
+            ),
+            (
+                "Send to",
+                str(recipient.get("customEmail"))
+                if recipient.get("type") == "CUSTOM"
+                else "The contact of the run",
+            ),
+        ]
+    if (
+        kind == WorkflowStep.Type.CONDITION
+        and isinstance(config, dict)
+        and config.get("mode") is None
+        and config.get("operator") in OPERATOR_LABELS
+    ):
+        words = f"{config.get('field')} {OPERATOR_LABELS[config['operator']]}"
+        if "value" in config:
+            words += f" {json.dumps(config['value'], ensure_ascii=False)}"
+        return [("If", words)]
     if kind == WorkflowStep.Type.DELAY:
         amount, unit = config.get("amount"), config.get("unit", "")
         if isinstance(amount, int | float):
@@ -59,6 +89,13 @@ def step_settings(step: WorkflowStep) -> list[tuple[str, str]]:
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         out.append((label, text))
     return out
+
+
+def _uuid_or_none(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def edge_label(step: WorkflowStep, edge: WorkflowTransition) -> str:
@@ -96,6 +133,15 @@ def workflow_graph(workflow, step_url: Callable[[WorkflowStep], str] | None = No
     with ``step_url``, each step but the trigger links to its settings form."""
     steps = list(workflow.steps.order_by("order", "id"))
     edges = list(WorkflowTransition.objects.filter(workflow=workflow).order_by("priority"))
+    template_ids = {
+        _uuid_or_none(s.config.get("templateId"))
+        for s in steps
+        if s.type == WorkflowStep.Type.SEND_EMAIL and isinstance(s.config, dict)
+    } - {None}
+    templates = {}
+    if template_ids:
+        rows = Template.objects.filter(project_id=workflow.project_id, pk__in=template_ids)
+        templates = {str(pk): name for pk, name in rows.values_list("pk", "name")}
     if not steps:
         return mark_safe('<p class="plunk-note">No steps yet.</p>')
     order, out_edges = ordered_steps(steps, edges)
@@ -103,7 +149,9 @@ def workflow_graph(workflow, step_url: Callable[[WorkflowStep], str] | None = No
     cards = []
     for number, step in enumerate(order, 1):
         settings = format_html_join(
-            "", "<dt>{}</dt><dd>{}</dd>", ((label, value) for label, value in step_settings(step))
+            "",
+            "<dt>{}</dt><dd>{}</dd>",
+            ((label, value) for label, value in step_settings(step, templates)),
         )
         arrows = format_html_join(
             "",

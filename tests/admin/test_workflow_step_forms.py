@@ -272,6 +272,25 @@ def test_send_email_offers_the_projects_templates(admin_client, flow, project, o
         "templateId": str(mine.pk),
         "recipient": {"type": "CUSTOM", "customEmail": "ops@example.com"},
     }
+    response = post(
+        admin_client,
+        flow,
+        send,
+        {"template": str(mine.pk), "recipient_type": "CUSTOM", "custom_email": "not an address"},
+    )
+    assert response.context["form"].errors["custom_email"]  # the service's email rule
+    send.refresh_from_db()
+    assert send.config["recipient"]["customEmail"] == "ops@example.com"
+    post(admin_client, flow, send, {"template": str(mine.pk), "recipient_type": "CONTACT"})
+    send.refresh_from_db()
+    assert send.config == {"templateId": str(mine.pk)}
+    # The workflow page names the template and the recipient in words.
+    html = admin_client.get(
+        reverse("admin:plunk_events_workflow_change", args=[flow.pk])
+    ).content.decode()
+    assert "<dt>Email template</dt><dd>Thanks</dd>" in html
+    assert "<dt>Send to</dt><dd>The contact of the run</dd>" in html
+    assert "<dt>If</dt><dd>data.total is greater than 100</dd>" in html
 
 
 def test_config_changes_wait_for_active_runs_but_a_rename_does_not(admin_client, flow, project):
@@ -315,3 +334,37 @@ def test_a_step_of_another_workflow_is_not_found(admin_client, flow, other_proje
     url = reverse("admin:plunk_events_workflow_step", args=[flow.pk, foreign.pk])
     assert admin_client.get(url).status_code == 404
     assert Project.objects.count() == 2
+
+
+def test_service_errors_land_on_the_field_of_the_longest_matching_key(flow):
+    from plunk_events.admin.step_forms import SendEmailForm
+
+    form = SendEmailForm({"name": "x", "recipient_type": "CONTACT"}, step=step(flow, "SEND_EMAIL"))
+    assert form.is_valid()
+    form.add_service_errors(
+        [
+            {"field": "config.recipient.type", "message": "bad type"},
+            {"field": "config.recipient.customEmail", "message": "bad address"},
+            {"field": "config.templateId", "message": "no such template"},
+            {"field": "config", "message": "whole config"},
+            {"field": "config.other", "message": "unknown key"},
+        ]
+    )
+    assert form.errors == {
+        "recipient_type": ["bad type"],
+        "custom_email": ["bad address"],
+        "template": ["no such template"],
+        "__all__": ["whole config", "config.other: unknown key"],
+    }
+
+
+def test_a_stored_template_id_that_is_not_a_template_reads_plainly(admin_client, flow):
+    send = step(flow, "SEND_EMAIL")
+    WorkflowStep.objects.filter(pk=send.pk).update(config={"templateId": "not-a-uuid"})
+    page = admin_client.get(reverse("admin:plunk_events_workflow_change", args=[flow.pk]))
+    assert page.status_code == 200
+    assert (
+        "<dt>Email template</dt><dd>A template that no longer exists</dd>" in page.content.decode()
+    )
+    form = admin_client.get(step_url(flow, send)).context["form"]
+    assert form.fields["template"].choices[-1][0] == "not-a-uuid"
