@@ -247,7 +247,7 @@ def window_figures(
     """
 
     def read(rolled):
-        split = rollups._split_window(start, end, rolled)
+        split = rollups.split_window(start, end, rolled)
         counts: Counter = Counter()
         first: dict[str, date] = {}
         last: dict[str, date] = {}
@@ -270,7 +270,7 @@ def window_figures(
                 counts[name] += n
                 seen(name, low, high)
         raw = list(
-            rollups._raw_events(project, split.raw)
+            rollups.raw_events(project, split.raw)
             .annotate(day=TruncDate("created_at", tzinfo=UTC))
             .values_list("day", "name")
             .annotate(n=Count("id"))
@@ -306,7 +306,7 @@ def window_figures(
         days = {name: (first[name], last[name]) for name in counts}
         return WindowFigures(counts, days, dict(+daily), charted)
 
-    return rollups._consistent(project, read, rollups.catch_up_rollups(project))
+    return rollups.consistent(project, read, rollups.catch_up_rollups(project))
 
 
 def name_summaries(

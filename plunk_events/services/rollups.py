@@ -171,7 +171,7 @@ class _WindowSplit:
     raw: list[tuple[datetime | None, datetime | None, bool]]  # (from, to, to_inclusive)
 
 
-def _split_window(start: datetime | None, end: datetime | None, rolled: datetime | None):
+def split_window(start: datetime | None, end: datetime | None, rolled: datetime | None):
     if rolled is None:
         return _WindowSplit(None, None, [(start, end, True)])
     full_start = _ceil_day(start) if start is not None else None
@@ -189,7 +189,7 @@ def _split_window(start: datetime | None, end: datetime | None, rolled: datetime
     return _WindowSplit(full_start.date() if full_start else None, last_day, raw)
 
 
-def _raw_events(project: Project, ranges) -> Any:
+def raw_events(project: Project, ranges) -> Any:
     """Events in any of the (from, to, to_inclusive) ranges."""
     parts = []
     for low, high, inclusive in ranges:
@@ -207,7 +207,7 @@ def _raw_events(project: Project, ranges) -> Any:
     return Event.objects.filter(project=project).filter(match)
 
 
-def _consistent(
+def consistent(
     project: Project, read: Callable[[datetime | None], Any], rolled: datetime | None
 ) -> Any:
     """Run ``read(rolled)`` and retry if a rollup moved the watermark meanwhile.
@@ -242,18 +242,18 @@ def event_counts(
             counts.update(dict(totals.values_list("name", "count")))
             ranges = [(rolled, None, True)]
         else:
-            split = _split_window(start, end, rolled)
+            split = split_window(start, end, rolled)
             if split.last_day is not None:
                 daily = EventDailyCount.objects.filter(project=project, day__lte=split.last_day)
                 if split.first_day is not None:
                     daily = daily.filter(day__gte=split.first_day)
                 counts.update(dict(daily.values_list("name").annotate(n=Sum("count")).order_by()))
             ranges = split.raw
-        raw = _raw_events(project, ranges).values_list("name").annotate(n=Count("id"))
+        raw = raw_events(project, ranges).values_list("name").annotate(n=Count("id"))
         counts.update(dict(raw.order_by()))
         return +counts
 
-    return _consistent(project, read, catch_up_rollups(project))
+    return consistent(project, read, catch_up_rollups(project))
 
 
 def ranked(counts: Counter) -> list[tuple[str, int]]:
@@ -294,7 +294,7 @@ def daily_counts(
 
     def read(rolled):
         out: Counter = Counter()
-        split = _split_window(start, end, rolled)
+        split = split_window(start, end, rolled)
         if split.last_day is not None:
             daily = EventDailyCount.objects.filter(project=project, day__lte=split.last_day)
             if split.first_day is not None:
@@ -312,7 +312,7 @@ def daily_counts(
                 daily = daily.values_list("day", "name", "count")
             for day, name, n in daily:
                 out[(day, name)] += n
-        raw = _raw_events(project, split.raw)
+        raw = raw_events(project, split.raw)
         if names is not None and not grouped:
             raw = raw.filter(name__in=names)
         rows = (
@@ -327,7 +327,7 @@ def daily_counts(
             out[(day, name)] += n
         return dict(+out)
 
-    return _consistent(project, read, catch_up_rollups(project))
+    return consistent(project, read, catch_up_rollups(project))
 
 
 @dataclass
