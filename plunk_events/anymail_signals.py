@@ -11,14 +11,24 @@ Permanent (Transient when the provider marks it soft), ``deferred`` → ``email.
 Transient, ``complained`` → ``email.complaint``. The others (``queued``, ``sent``,
 ``rejected``, ``failed``, ``autoresponded``, ``unsubscribed``, ``subscribed``, ``unknown``)
 are ignored.
+
+Anyone can mail an inbound address, and a receiver's exception is a 500 that the provider
+retries: headers anymail cannot parse keep what parses, and a failure a retry cannot cure is
+logged and answered 200 (:func:`_record`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from email.utils import getaddresses
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import InterfaceError, OperationalError, transaction
+
+from .services.db import db_for_write
 from .services.email_tracking import (
     InboundMessage,
     Kind,
@@ -29,9 +39,11 @@ from .services.email_tracking import (
 )
 
 try:
+    from anymail.exceptions import AnymailInvalidAddress
     from anymail.signals import EventType, inbound, tracking
 except ImportError:  # the anymail extra is not installed: mail is sent, only email.sent recorded
     EventType = inbound = tracking = None
+    AnymailInvalidAddress = ValueError
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +90,23 @@ def tracking_event(event: Any) -> TrackingEvent | None:
     )
 
 
-def _address(value: Any) -> str:
-    if isinstance(value, list):  # a (legal, rare) From with several addresses
-        value = value[0] if value else None
-    return (value.addr_spec or "") if value is not None else ""
+def _addresses(message: Any, header: str) -> list[str]:
+    """The addresses of an address header. anymail raises on a header with one address it
+    cannot parse (anyone can mail us ``Cc: @@`` or ``From: undisclosed``), and an exception
+    here is a 500 that the provider retries for hours: keep the addresses that are valid."""
+    try:
+        return [a.addr_spec for a in message.get_address_header(header) if a.addr_spec]
+    except AnymailInvalidAddress:
+        raw = [str(value) for value in message.get_all(header) or []]
+        return [address for _, address in getaddresses(raw) if _valid_address(address)]
+
+
+def _valid_address(address: str) -> bool:
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True
 
 
 def inbound_message(event: Any) -> InboundMessage | None:
@@ -89,11 +114,12 @@ def inbound_message(event: Any) -> InboundMessage | None:
     message = event.message
     if message is None:
         return None
-    to = [a.addr_spec for a in message.to if a.addr_spec]
-    cc = [a.addr_spec for a in message.cc if a.addr_spec]
+    to = _addresses(message, "To")
+    cc = _addresses(message, "Cc")
+    senders = _addresses(message, "From")  # a (legal, rare) From may have several addresses
     references = message_ids_in(str(message["References"] or ""))
     return InboundMessage(
-        sender=_address(message.from_email),
+        sender=senders[0] if senders else "",
         sender_header=str(message["From"] or ""),
         to=message.envelope_recipient or (to[0] if to else ""),
         recipients=to + cc,
@@ -108,18 +134,37 @@ def inbound_message(event: Any) -> InboundMessage | None:
     )
 
 
+def _record(what: str, esp_name: str, record: Callable[[], Any]) -> None:
+    """Run ``record`` in its own savepoint; log a failure that a retry cannot cure.
+
+    anymail answers a receiver's exception with a 500, and the provider posts the whole batch
+    again, for hours: the batch's earlier events would count twice, and a bad event fails the
+    same way each time. So, as Plunk's webhook answers 200 on errors, such a failure is logged
+    and the rest of the batch goes on. An ``OperationalError`` (the database unreachable, a
+    lock or statement timeout, a serialisation failure) may pass, so it propagates: 500, and
+    the provider retries.
+    """
+    try:
+        with transaction.atomic(using=db_for_write()):
+            record()
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        logger.exception("anymail %s from %s: not recorded", what, esp_name)
+
+
 def on_tracking(sender, event, esp_name, **kwargs) -> None:
     translated = tracking_event(event)
     if translated is None:
         logger.debug("anymail %s event from %s: not recorded", event.event_type, esp_name)
         return
-    apply_tracking(translated)
+    _record(f"email.{translated.kind}", esp_name, lambda: apply_tracking(translated))
 
 
 def on_inbound(sender, event, esp_name, **kwargs) -> None:
     message = inbound_message(event)
     if message is not None:
-        record_inbound(message)
+        _record("inbound message", esp_name, lambda: record_inbound(message))
 
 
 def connect() -> bool:

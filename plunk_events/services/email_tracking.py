@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -90,9 +91,24 @@ class Recorded:
     unsubscribed: bool = False
 
 
+#: C0 controls but tab and line breaks, and DEL: what a stored text keeps out (PostgreSQL
+#: refuses NUL in text and jsonb; the rest are noise from decoded headers).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str | None) -> str:
+    """A provider's or a sender's header text as stored: no control characters (tabs and line
+    breaks are spaces). Anyone can mail us, and RFC 2047 words decode to any character."""
+    return _LINE_CONTROL.sub(lambda m: " " if m.group(0) in "\t\r\n" else "", text or "")
+
+
 def message_id_forms(message_id: str) -> list[str]:
-    """The stored forms a provider's id may match: as given and without its angle brackets."""
+    """The stored forms a provider's id may match: as given and without its angle brackets.
+    None for an id with control characters, which no stored id has (nor can, on PostgreSQL)."""
     raw = message_id.strip()
+    if _LINE_CONTROL.search(raw):
+        return []
     return list(dict.fromkeys(form for form in (raw, raw.strip("<>").strip()) if form))
 
 
@@ -137,13 +153,14 @@ def _apply_to_email(email: Email, event: TrackingEvent, at: datetime) -> tuple[d
         opened_at = iso_ms(first("opened_at"))
         return {"openedAt": opened_at, "opens": email.opens, "isFirstOpen": is_first}, changed
     if event.kind == Kind.CLICK:
+        link = one_line(event.link) if event.link is not None else None
         is_first = email.clicks == 0
         email.clicks += 1
         changed.append("clicks")
         advance(Email.Status.CLICKED)
         clicked_at = iso_ms(first("clicked_at"))
         return {
-            "link": event.link,
+            "link": link,
             "clickedAt": clicked_at,
             "clicks": email.clicks,
             "isFirstClick": is_first,
@@ -205,7 +222,7 @@ def apply_tracking(event: TrackingEvent) -> Recorded | None:
     written) when no email has that message id."""
     forms = message_id_forms(event.message_id or "")
     if not forms:
-        logger.info("Tracking event %s without a message id: ignored", event.kind)
+        logger.info("Tracking event %s without a usable message id: ignored", event.kind)
         return None
     alias = db_for_write()
     with transaction.atomic(using=alias):
@@ -274,7 +291,6 @@ class InboundMessage:
     spam_score: float | None = None
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 
@@ -293,6 +309,8 @@ def _candidates(replies_to: list[str]) -> list[str]:
     out: list[str] = []
     for raw in replies_to:
         bare = raw.strip().strip("<>").strip()
+        if _LINE_CONTROL.search(bare):
+            continue
         out += [bare, bare.split("@", 1)[0]] if "@" in bare else [bare]
     return [c for c in dict.fromkeys(out) if c]
 
@@ -341,21 +359,35 @@ def received_data(message: InboundMessage, now: datetime) -> dict:
     """``email.received``'s data: Plunk's fields that a provider-neutral message can fill."""
     body = sanitised_body(message)
     data = {
-        "messageId": (message.message_id or "").strip().strip("<>") or None,
+        "messageId": one_line(message.message_id).strip().strip("<>") or None,
         "from": message.sender,
-        "fromHeader": message.sender_header or message.sender,
-        "to": message.to or None,
-        "subject": message.subject,
+        "fromHeader": one_line(message.sender_header or message.sender),
+        "to": one_line(message.to) or None,
+        "subject": one_line(message.subject),
         "timestamp": iso_ms(message.at or now),
-        "recipients": list(message.recipients),
+        "recipients": [one_line(address) for address in message.recipients],
         "hasContent": bool(body),
         "body": body,
     }
     if message.spam_detected is not None:
         data["spamVerdict"] = "FAIL" if message.spam_detected else "PASS"
-    if message.spam_score is not None:
-        data["spamScore"] = message.spam_score
+    score = _finite_number(message.spam_score)
+    if score is not None:
+        data["spamScore"] = score
     return data
+
+
+def _finite_number(value) -> float | int | None:
+    """A spam score as JSON can hold it: a finite number (or a numeric string), else None.
+    Providers pass the score through from a header; JSON has no NaN and PostgreSQL refuses it."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _upsert_sender(connection, project_id, email: str, now) -> ContactState:
@@ -369,7 +401,12 @@ def record_inbound(message: InboundMessage) -> Recorded | None:
     """Record ``email.received`` for a reply to a sent email, in that email's project, for the
     sender (upserted as a contact); None (and nothing written) when it answers none of ours."""
     sender = (message.sender or "").strip().lower()
-    if not sender or "@" not in sender or len(sender) > EMAIL_MAX_LENGTH:
+    if (
+        not sender
+        or "@" not in sender
+        or len(sender) > EMAIL_MAX_LENGTH
+        or _LINE_CONTROL.search(sender)
+    ):
         logger.info("Inbound message without a usable sender (%r): ignored", message.sender)
         return None
     alias = db_for_write()

@@ -5,6 +5,7 @@ unsubscribe on permanent bounces and complaints, and reach workflows like any ev
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from anymail.inbound import AnymailInboundMessage
 from anymail.signals import AnymailInboundEvent, AnymailTrackingEvent, inbound, tracking
+from django.db import DataError, OperationalError, connection
 from django.test import Client
 
 from plunk_events.constants import CONTACT_UNSUBSCRIBED
@@ -429,3 +431,124 @@ def test_without_anymail_the_app_starts_and_connects_nothing():
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------------
+# What the internet and the providers send that the database cannot hold
+
+
+def raw_reply(headers: str, body: str = "Thanks!") -> None:
+    """An inbound message parsed from its raw text, as anymail's inbound webhooks do."""
+    message = AnymailInboundMessage.parse_raw_mime(headers.replace("\n", "\r\n") + "\r\n" + body)
+    event = AnymailInboundEvent(event_type="inbound", timestamp=T0, message=message)
+    inbound.send(sender=object, event=event, esp_name="Postmark")
+
+
+def test_control_characters_of_a_replys_headers_are_dropped(project, email):
+    """Anyone can mail a reply, and RFC 2047 words decode to any character: PostgreSQL's jsonb
+    refuses NUL, so the headers are cleaned as the body is (else every retry fails)."""
+    raw_reply(
+        "From: =?utf-8?q?Bo=00b?= <bob@example.com>\n"
+        "To: hello@acme.test\n"
+        "Subject: =?utf-8?q?Re=3A_Wel=00come=07?=\n"
+        "Message-ID: <reply-nul@mail.example.com>\n"
+        "In-Reply-To: <pm-0001>\n"
+    )
+    (event,) = events()
+    assert (event.name, event.email_id) == ("email.received", email.id)
+    assert event.data["subject"] == "Re: Welcome"
+    assert event.data["fromHeader"] == "Bob <bob@example.com>"
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), "high"])
+def test_a_spam_score_that_is_not_a_finite_number_is_left_out(project, email, score):
+    """JSON has no NaN (PostgreSQL refuses it); some providers pass a header through as is."""
+    reply("<pm-0001>", spam_score=score)
+    (event,) = events()
+    assert "spamScore" not in event.data
+
+
+def test_a_message_id_the_database_cannot_hold_matches_nothing(ann):
+    """A NUL in a provider's message id: no email has one (PostgreSQL cannot store it), so the
+    webhook is answered 200 and nothing is written, rather than a 500 the provider retries."""
+    sent_email(ann, "pm-nul")
+    response = Client().post(
+        "/anymail/postmark/tracking/",
+        postmark_open("pm-nul\u0000"),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic_auth("tests:webhook-secret"),
+    )
+    assert response.status_code == 200
+    assert events() == []
+
+
+def test_a_click_on_a_link_with_control_characters_is_recorded_without_them(email):
+    fire("clicked", click_url="https://acme.test/a\u0000b")
+    (event,) = events()
+    assert event.data["link"] == "https://acme.test/ab"
+
+
+def test_a_reply_with_a_malformed_cc_is_recorded_with_the_addresses_that_parse(project, email):
+    """anymail raises on a header it cannot parse; a stray Cc must not make the webhook fail
+    (the provider would retry it for hours, failing the same way each time)."""
+    raw_reply(
+        "From: Bob <bob@example.com>\n"
+        "To: hello@acme.test\n"
+        "Cc: team@acme.test, @@\n"
+        "Subject: Re: Welcome\n"
+        "In-Reply-To: <pm-0001>\n"
+    )
+    (event,) = events()
+    assert event.data["from"] == "bob@example.com"
+    assert event.data["recipients"] == ["hello@acme.test", "team@acme.test"]
+
+
+@pytest.mark.parametrize("sender", ["undisclosed", "a@b@c", '"x" <>'])
+def test_a_reply_from_an_address_that_does_not_parse_writes_nothing(project, email, sender):
+    raw_reply(f"From: {sender}\nTo: hello@acme.test\nSubject: Re\nIn-Reply-To: <pm-0001>\n")
+    assert events() == []
+    assert list(Contact.objects.values_list("email", flat=True)) == ["ann@example.com"]
+
+
+def refusing_event_inserts(error):
+    """A database hook that refuses the INSERT of an event (what PostgreSQL does with a value
+    it cannot store), standing for any failure of one webhook event."""
+    table = Event._meta.db_table
+
+    def wrapper(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("INSERT") and table in sql:
+            raise error("the database refused the event")
+        return execute(sql, params, many, context)
+
+    return connection.execute_wrapper(wrapper)
+
+
+def post_open(message_id: str):
+    return Client().post(
+        "/anymail/postmark/tracking/",
+        postmark_open(message_id),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic_auth("tests:webhook-secret"),
+    )
+
+
+def test_an_event_that_fails_for_good_is_logged_and_answered_200(email, caplog):
+    """anymail turns a receiver's exception into a 500, which the provider retries with the
+    whole batch (the batch's earlier events would count twice) and which fails the same way
+    each time. A failure that a retry cannot cure is logged; the webhook answers 200, as
+    Plunk's does, and the event writes nothing."""
+    with refusing_event_inserts(DataError), caplog.at_level(logging.ERROR):
+        response = post_open("pm-0001")
+    assert response.status_code == 200
+    email.refresh_from_db()
+    assert (email.opens, email.status, events()) == (0, Email.Status.SENT, [])
+    assert "email.open" in caplog.text and "not recorded" in caplog.text
+
+
+def test_a_database_that_is_unavailable_makes_the_provider_retry(email):
+    """An OperationalError (connection lost, lock timeout, serialisation failure) may pass:
+    it propagates, anymail answers 500 and the provider posts the event again later."""
+    with refusing_event_inserts(OperationalError), pytest.raises(OperationalError):
+        post_open("pm-0001")
+    email.refresh_from_db()
+    assert (email.opens, events()) == (0, [])
