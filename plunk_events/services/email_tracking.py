@@ -11,7 +11,8 @@ stamps the first time of each kind and counts opens and clicks, then records the
 same transaction. A permanent bounce or a complaint also unsubscribes the email's contact and,
 unlike Plunk, records ``contact.unsubscribed`` with ``{reason, emailId}`` so workflows and
 segments can react. The events take the path of every event: :func:`.events.insert_events`,
-then :func:`.dispatch.events_recorded` (workflows, waits, segments after the commit).
+then :func:`.dispatch.events_recorded` (workflows, waits, segments after the commit), and the
+``event_tracked`` signal after the commit.
 """
 
 from __future__ import annotations
@@ -217,6 +218,13 @@ def _unsubscribe(
     return state, event
 
 
+def _state(contact: Contact) -> ContactState:
+    """An unchanged contact, as :func:`.contacts.send_signals_on_commit` names it."""
+    return ContactState(
+        contact.id, contact.project_id, contact.email, contact.subscribed, contact.data, False
+    )
+
+
 def apply_tracking(event: TrackingEvent) -> Recorded | None:
     """Apply one tracking event to its email and record ``email.<kind>``; None (and nothing
     written) when no email has that message id."""
@@ -229,7 +237,7 @@ def apply_tracking(event: TrackingEvent) -> Recorded | None:
         email = (
             Email.objects.using(alias)
             .select_for_update(of=("self",))
-            .select_related("project")
+            .select_related("project", "contact")
             .filter(message_id__in=forms)
             .order_by("created_at")
             .first()
@@ -255,10 +263,11 @@ def apply_tracking(event: TrackingEvent) -> Recorded | None:
         if unsubscribing is None:
             insert_events(connections[alias], [recorded])
             events_recorded(email.project, using=alias)
+            send_signals_on_commit(alias, [_state(email.contact)], [recorded])
             return Recorded(email.id, email.contact_id, [recorded.id])
         contact, unsubscribed = unsubscribing
         save_contacts_and_events(alias, [contact], [recorded, unsubscribed])
-        send_signals_on_commit(alias, [contact], [])
+        send_signals_on_commit(alias, [contact], [recorded, unsubscribed])
         contacts_changed(email.project, [contact.id], using=alias)  # nudges the dispatcher too
     return Recorded(email.id, email.contact_id, [recorded.id, unsubscribed.id], unsubscribed=True)
 
@@ -432,4 +441,5 @@ def record_inbound(message: InboundMessage) -> Recorded | None:
         )
         save_contacts_and_events(alias, [contact], [received])
         events_recorded(replied.project, using=alias)
+        send_signals_on_commit(alias, [contact], [received])
     return Recorded(replied.id, contact.id, [received.id])

@@ -18,6 +18,7 @@ from anymail.signals import AnymailInboundEvent, AnymailTrackingEvent, inbound, 
 from django.db import DataError, OperationalError, connection
 from django.test import Client
 
+from plunk_events import signals
 from plunk_events.constants import CONTACT_UNSUBSCRIBED
 from plunk_events.models import Contact, Email, Event
 from plunk_events.services import workflows
@@ -552,3 +553,29 @@ def test_a_database_that_is_unavailable_makes_the_provider_retry(email):
         post_open("pm-0001")
     email.refresh_from_db()
     assert (email.opens, events()) == (0, [])
+
+
+def test_event_tracked_is_sent_for_the_events_from_the_mail(
+    project, email, ann, django_capture_on_commit_callbacks
+):
+    """The README's ``event_tracked`` is sent for every recorded event after the commit, as
+    for ``email.sent`` and track: a site mirroring events must see opens, bounces, replies."""
+    tracked = []
+
+    def on_tracked(sender, event, contact, created_contact, **kwargs):
+        tracked.append((event.name, contact.email if contact else None, created_contact))
+
+    signals.event_tracked.connect(on_tracked)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            fire("opened")
+            fire("bounced")
+            reply("<pm-0001>")
+    finally:
+        signals.event_tracked.disconnect(on_tracked)
+    assert tracked == [
+        ("email.open", "ann@example.com", False),
+        ("email.bounce", "ann@example.com", False),
+        (CONTACT_UNSUBSCRIBED, "ann@example.com", False),
+        ("email.received", "bob@example.com", True),
+    ]
