@@ -181,6 +181,16 @@ def _attachment(item: dict) -> MIMEBase | tuple[str, bytes, str]:
     return part
 
 
+def ascii_address(address: str) -> str:
+    """``address`` with an internationalised domain in its punycode form (``bücher.de`` →
+    ``xn--bcher-kva.de``), as Django's ``sanitize_address`` sends it: :func:`formataddr`
+    refuses non-ASCII addresses, and the validators accept IDN domains."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    return f"{local}@{domain.encode('idna').decode('ascii')}"
+
+
 def build_message(email: Email, contact: Contact, connection=None) -> EmailMultiAlternatives:
     """The Django message of an Email: text with an HTML alternative, named sender and
     recipient, Reply-To, the stored headers, a Message-ID, List-Unsubscribe on marketing mail
@@ -191,13 +201,13 @@ def build_message(email: Email, contact: Contact, connection=None) -> EmailMulti
     if not any(name.lower() == "message-id" for name in headers):
         # The email's own id as the local part: a reply's In-Reply-To names it whatever id the
         # provider reports (email_tracking.find_replied_email).
-        domain = email.from_email.rpartition("@")[2] or DNS_NAME.get_fqdn()
+        domain = ascii_address(email.from_email).rpartition("@")[2] or DNS_NAME.get_fqdn()
         headers["Message-ID"] = f"<{email.pk}@{domain}>"
     message = EmailMultiAlternatives(
         subject=email.subject,
         body=email_render.plain_text(email.body),
-        from_email=formataddr((email.from_name, email.from_email)),
-        to=[formataddr((email.to_name, email.to_email))],
+        from_email=formataddr((email.from_name, ascii_address(email.from_email))),
+        to=[formataddr((email.to_name, ascii_address(email.to_email)))],
         reply_to=[email.reply_to] if email.reply_to else None,
         headers=headers,
         connection=connection,

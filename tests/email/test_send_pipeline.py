@@ -145,6 +145,22 @@ def test_a_name_with_commas_and_accents_survives_in_the_headers(project, ann, ma
     assert (sender.display_name, sender.addr_spec) == ("Zoë, Acme", "hi@acme.io")
 
 
+def test_an_internationalised_domain_is_sent_in_its_ascii_form(project, mailoutbox):
+    """The API accepts ``ann@bücher.de`` (Django's EmailValidator takes IDN domains): the
+    message goes to the domain's punycode, as Django's own ``sanitize_address`` would send it,
+    instead of failing "Invalid message" when the address is put in a header."""
+    bea = Contact.objects.create(project=project, email="bea@bücher.de", subscribed=True)
+    message = Message(subject="s", body="b", from_email="hi@müller.de", from_name="Müller")
+    email = queue(project, bea, message, to_name="Béa")
+    assert deliver(email.pk) == Email.Status.SENT
+    [sent] = mailoutbox
+    parsed = message_from_bytes(sent.message().as_bytes(), policy=policy.default)
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["bea@xn--bcher-kva.de"]
+    assert [a.display_name for a in parsed["To"].addresses] == ["Béa"]
+    assert [a.addr_spec for a in parsed["From"].addresses] == ["hi@xn--mller-kva.de"]
+    assert parsed["Message-ID"] == f"<{email.pk}@xn--mller-kva.de>"
+
+
 def test_the_sender_defaults(settings, project, ann, mailoutbox):
     message = Message(subject="s", body="b")
     assert queue(project, ann, message).from_email == "site@example.com"
