@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from ..models import Project
-from .filters import PROJECT_PARAM
+from .filters import PROJECT_PARAM, selected_project
 
 
 def date_time(value) -> str:
@@ -96,6 +96,17 @@ class ProjectScopedMixin:
                 query[PROJECT_PARAM] = str(first)
                 return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
         return super().changelist_view(request, extra_context)
+
+
+class ProjectColumnMixin:
+    """No Project column when the changelist shows one project: chosen with ``?project=``
+    (:class:`ProjectScopedMixin`) or with the stock project filter."""
+
+    def get_list_display(self, request):
+        columns = super().get_list_display(request)
+        if selected_project(request) is not None or request.GET.get("project__id__exact"):
+            return tuple(c for c in columns if c != "project")
+        return columns
 
 
 def event_name_links(site_name: str, project_id, names) -> str:

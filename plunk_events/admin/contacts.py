@@ -12,14 +12,21 @@ from django.utils.text import Truncator
 
 from ..models import Contact, Event
 from ..services import contacts, events
-from .base import ProjectScopedMixin, admin_url, adopt, date_time, name_stats_url
-from .filters import PROJECT_PARAM, ProjectFilter, selected_project
+from .base import (
+    ProjectColumnMixin,
+    ProjectScopedMixin,
+    admin_url,
+    adopt,
+    date_time,
+    name_stats_url,
+)
+from .filters import PROJECT_PARAM, ProjectFilter
 from .forms import ContactForm
 from .paginator import LargeTablePaginator
 
 
 @admin.register(Contact)
-class ContactAdmin(ProjectScopedMixin, admin.ModelAdmin):
+class ContactAdmin(ProjectColumnMixin, ProjectScopedMixin, admin.ModelAdmin):
     """Contacts: read with their latest events, edited (email, subscription, data) and deleted
     through the contact service, never written here."""
 
@@ -70,12 +77,6 @@ class ContactAdmin(ProjectScopedMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-    def get_list_display(self, request):
-        """No Project column when the list shows one project (it always does)."""
-        if selected_project(request) is not None:
-            return tuple(f for f in self.list_display if f != "project")
-        return self.list_display
 
     def save_model(self, request, obj, form, change):
         """Through the service: an unsubscribe or resubscribe records its contact event."""

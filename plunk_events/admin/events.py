@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 from ..models import Contact, Event, EventStatistics
 from .actions import delete_events_with_selected_names
 from .base import (
+    ProjectColumnMixin,
     ProjectScopedMixin,
     admin_url,
     date_time,
@@ -42,7 +43,7 @@ MAX_PREFIX_NAMES = 500
 
 
 @admin.register(Event)
-class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
+class EventAdmin(ProjectColumnMixin, ProjectScopedMixin, admin.ModelAdmin):
     """Events are facts: browse, inspect and delete by name (guarded), never add or edit."""
 
     list_display = ("name", "contact_link", "project", "created_at")
@@ -69,12 +70,6 @@ class EventAdmin(ProjectScopedMixin, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return EventChangeList
-
-    def get_list_display(self, request):
-        """No Project column when the list shows one project (it always does, see the mixin)."""
-        if selected_project(request) is not None:
-            return tuple(f for f in self.list_display if f != "project")
-        return self.list_display
 
     def result_rows(self, cl) -> list[SafeString]:
         """The changelist's rows as HTML, one string per row, the markup of Django's

@@ -8,13 +8,13 @@ from django.urls import path, reverse
 from ..models import Segment
 from ..services import automation
 from ..services.references import condition_event_names
-from .base import adopt, event_name_links
+from .base import ProjectColumnMixin, adopt, event_name_links
 from .forms import SegmentForm
 from .segment_pages import change_members, member_context, preview
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(ProjectColumnMixin, admin.ModelAdmin):
     form = SegmentForm
     list_display = ("name", "project", "type", "tracked", "members", "event_names")
     list_filter = ("project", "type", "track_membership")

@@ -19,7 +19,7 @@ from ..services import workflows
 from ..services.errors import PlunkError, ValidationFailed
 from ..services.workflow_graph import ActiveExecutions
 from ..workflow_models import ACTIVE_STATUSES
-from .base import adopt, name_stats_url
+from .base import ProjectColumnMixin, adopt, name_stats_url
 from .forms import WorkflowForm
 from .step_forms import step_form_class
 from .workflow_pages import workflow_graph
@@ -61,7 +61,7 @@ class WorkflowTransitionInline(ReadOnlyInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(ProjectColumnMixin, admin.ModelAdmin):
     form = WorkflowForm
     inlines = []  # the graph is drawn by graph(); steps are edited by step_view()
 
