@@ -27,10 +27,20 @@ from ..constants import RESERVED_DATA_KEYS
 from ..email_models import SUBJECT_MAX_LENGTH, Template
 from . import email_links, workflow_values
 
-__all__ = ["Rendered", "contact_variables", "plain_text", "render_message", "send_values"]
+__all__ = [
+    "LINE_SEPARATORS",
+    "Rendered",
+    "contact_variables",
+    "plain_text",
+    "render_message",
+    "send_values",
+]
 
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)
-_LINE_BREAKS = re.compile(r"[\r\n]+")
+#: What breaks a line for ``str.splitlines`` and so for Python's email package, which refuses
+#: a header value with an "embedded header" after any of them: not only CR and LF.
+LINE_SEPARATORS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAKS = re.compile(f"[{LINE_SEPARATORS}]+")
 
 
 @dataclass(frozen=True)

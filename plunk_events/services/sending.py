@@ -39,6 +39,7 @@ from .contacts import (
     upsert_contact_rows,
 )
 from .db import db_for_write
+from .email_render import LINE_SEPARATORS
 from .email_send import Message, queue_email
 from .errors import FieldErrorList, NotFound, ValidationFailed
 from .reevaluation import contacts_changed
@@ -94,7 +95,8 @@ FROM_MESSAGE = (
 )
 CONTENT_REQUIRED_MESSAGE = "Either template ID or both subject and body are required"
 
-_NO_LINE_BREAK = re.compile(r"^[^\r\n]*$")
+#: One header line: no CR, LF, nor another separator Python's email package breaks lines at.
+_NO_LINE_BREAK = re.compile(f"^[^{LINE_SEPARATORS}]*$")
 #: RFC 5322 field name: printable ASCII except the colon.
 _HEADER_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]+$")
 _FILENAME = re.compile(r'^[^\r\n"]+$')

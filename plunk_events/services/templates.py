@@ -3,7 +3,7 @@
 The API and the admin both write through :func:`create_template`, :func:`update_template` and
 :func:`delete_template`, so a template saved anywhere satisfies the same rules: a sender and
 reply address that are email addresses, a subject that fits one header line (at most 998
-characters, no CR or LF), a sender name without line breaks. Errors name the fields as the API
+characters, no line break of any kind), a sender name without line breaks. Errors name the fields as the API
 does (``from``, ``replyTo``, ...); :data:`API_FIELDS` maps them back to model fields.
 
 A template that a workflow's SEND_EMAIL step names cannot be deleted (409 naming the
@@ -26,6 +26,7 @@ from ..email_models import SUBJECT_MAX_LENGTH, Template
 from ..models import Project, Workflow, WorkflowStep
 from . import references
 from .db import db_for_write, project_object_or_404
+from .email_render import LINE_SEPARATORS
 from .errors import Conflict, FieldErrorList, ValidationFailed
 from .validation import MISSING, enum_message, type_error
 
@@ -80,7 +81,7 @@ def _text(errors, field, value, limit, *, required: bool, one_line: bool = False
         return None
     if limit and _too_long(errors, api, value, limit):
         return None
-    if one_line and ("\r" in value or "\n" in value):
+    if one_line and any(separator in value for separator in LINE_SEPARATORS):
         errors.add(api, "Must not contain line breaks (CR or LF)", "invalid_string")
         return None
     return value

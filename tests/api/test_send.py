@@ -537,6 +537,18 @@ BAD_BODIES = {
         {**SIMPLE, "from": {"email": "a@acme.test", "name": "A\nB"}},
         [invalid("from.name", "Name contains invalid characters")],
     ),
+    "name-vertical-tab": (
+        {**SIMPLE, "to": {"email": "a@example.com", "name": "A\x0bBcc: x@evil.test"}},
+        [invalid("to.name", "Name contains invalid characters")],
+    ),
+    "subject-form-feed": (
+        {**SIMPLE, "subject": "Hi\x0cBcc: x@evil.test"},
+        [invalid("subject", "Subject contains invalid characters")],
+    ),
+    "header-value-file-separator": (
+        {**SIMPLE, "headers": {"X-Test": "a\x1cBcc: x@evil.test"}},
+        [invalid("headers.X-Test", "Header value contains invalid characters")],
+    ),
     "reply-invalid": ({**SIMPLE, "reply": "nope"}, [invalid("reply", "Invalid email")]),
     "header-value-crlf": (
         {**SIMPLE, "headers": {"X-Test": "a\r\nBcc: x@evil.test"}},

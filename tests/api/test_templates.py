@@ -116,6 +116,8 @@ REQUIRED = ("invalid_type", "Required")
         ({"subject": "Hi\nthere"}, [("subject", "invalid_string", "Must not contain line breaks (CR or LF)")]),
         ({"subject": "s" * 999}, [("subject", "too_big", "Ensure this field has no more than 998 characters.")]),
         ({"fromName": "Evil\nBcc: x@example.com"}, [("fromName", "invalid_string", "Must not contain line breaks (CR or LF)")]),
+        ({"fromName": "Evil\x0bBcc: x@example.com"}, [("fromName", "invalid_string", "Must not contain line breaks (CR or LF)")]),
+        ({"subject": "Hi\u2028there"}, [("subject", "invalid_string", "Must not contain line breaks (CR or LF)")]),
         ({"fromName": "f" * 101}, [("fromName", "too_big", "Ensure this field has no more than 100 characters.")]),
         ({"name": ""}, [("name", "too_small", "This field may not be blank.")]),
         ({"name": "n" * 101}, [("name", "too_big", "Ensure this field has no more than 100 characters.")]),

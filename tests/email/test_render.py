@@ -95,6 +95,16 @@ def test_the_subject_is_one_line_of_at_most_998_characters():
     assert len(render_message("{{long}}", "b", "HTML", {"long": "x" * 2000}).subject) == 998
 
 
+@pytest.mark.parametrize("separator", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"])
+def test_every_line_separator_of_a_value_is_a_space_in_the_subject(separator):
+    """Python's email package breaks a header at these too (and refuses "embedded headers"):
+    contact data with one must not make the mail fail."""
+    rendered = render_message(
+        "Hi {{name}}!", "b", "HTML", {"name": f"Ann{separator}Bcc: x@evil.io"}
+    )
+    assert rendered.subject == "Hi Ann Bcc: x@evil.io!"
+
+
 def test_django_template_syntax_is_never_evaluated(settings):
     variables = {"name": "Ann"}
     body = '{% load static %}{% now "Y" %}{{ settings.SECRET_KEY }}{{ name|upper }}{# c #}'

@@ -161,6 +161,18 @@ def test_an_internationalised_domain_is_sent_in_its_ascii_form(project, mailoutb
     assert parsed["Message-ID"] == f"<{email.pk}@xn--mller-kva.de>"
 
 
+def test_a_value_with_a_vertical_tab_in_the_subject_is_sent_on_one_line(project, ann, mailoutbox):
+    """Contact data (anyone with the public key can set it) used to make the email FAILED:
+    Python's email package breaks a header at a vertical tab and refuses the "embedded
+    header" after it."""
+    message = Message(subject="Hi {{nick}}", body="b", from_email="hi@acme.io")
+    email = queue(project, ann, message, variables={"nick": "Ann\x0bBcc: x@evil.io"})
+    assert deliver(email.pk) == Email.Status.SENT
+    [sent] = mailoutbox
+    parsed = message_from_bytes(sent.message().as_bytes(), policy=policy.default)
+    assert (parsed["Subject"], parsed["Bcc"]) == ("Hi Ann Bcc: x@evil.io", None)
+
+
 def test_the_sender_defaults(settings, project, ann, mailoutbox):
     message = Message(subject="s", body="b")
     assert queue(project, ann, message).from_email == "site@example.com"
