@@ -3,8 +3,9 @@
 The API and the admin both write through :func:`create_template`, :func:`update_template` and
 :func:`delete_template`, so a template saved anywhere satisfies the same rules: a sender and
 reply address that are email addresses, a subject that fits one header line (at most 998
-characters, no line break of any kind), a sender name without line breaks. Errors name the fields as the API
-does (``from``, ``replyTo``, ...); :data:`API_FIELDS` maps them back to model fields.
+characters, no line break of any kind), a sender name without line breaks. Errors name the
+fields as the API does (``from``, ``replyTo``, ...); :data:`API_FIELDS` maps them back to model
+fields.
 
 A template that a workflow's SEND_EMAIL step names cannot be deleted (409 naming the
 workflows): Plunk's sources say nothing about it, and deleting it would make every later run
