@@ -50,7 +50,7 @@ class TemplateSerializer(serializers.Serializer):
     )
     subject = StrictCharField(
         max_length=SUBJECT_MAX_LENGTH,
-        help_text="One line (no CR or LF); `{{variable}}` placeholders are filled at send time.",
+        help_text="One line (no line breaks or other line separators); `{{variable}}` placeholders are filled at send time.",
     )
     body = StrictCharField(
         trim_whitespace=False,
