@@ -286,10 +286,21 @@ def check_public_url(app_configs=None, **kwargs):
 @register(Tags.compatibility, deploy=True)
 def check_public_url_deploy(app_configs=None, **kwargs):
     """An unset ``PUBLIC_URL`` matters only where mail goes out: ``manage.py check --deploy``
-    (not in :data:`CHECKS`; the settings of development and tests need no public address)."""
-    if _plunk_settings().get("PUBLIC_URL") is not None:
-        return []
-    return [_public_url_warning("is not set")]
+    (not in :data:`CHECKS`; the settings of development and tests need no public address).
+    So does a plain http:// one: RFC 8058 one-click unsubscribe needs https."""
+    value = _plunk_settings().get("PUBLIC_URL")
+    if value is None:
+        return [_public_url_warning("is not set")]
+    if isinstance(value, str) and value.lower().startswith("http://"):
+        return [
+            Warning(
+                'PLUNK_EVENTS["PUBLIC_URL"] is an http:// address: mailbox providers accept '
+                "one-click unsubscribe (RFC 8058) only over https.",
+                hint=PUBLIC_URL_HINT,
+                id="plunk_events.W002",
+            )
+        ]
+    return []
 
 
 #: Every rule, in the order :func:`check_settings` reports them.

@@ -345,3 +345,11 @@ def test_the_check_warns_on_deploy_when_public_url_is_unset():
     with override_settings(PLUNK_EVENTS={"PUBLIC_URL": "example.com"}):
         assert w002(deploy=False) == 1
         assert w002(deploy=True) == 1
+
+
+def test_the_check_warns_on_deploy_when_public_url_is_plain_http():
+    """Fine for development (the demo runs on http://127.0.0.1), not for mail that goes out:
+    RFC 8058 one-click unsubscribe needs https."""
+    with override_settings(PLUNK_EVENTS={"PUBLIC_URL": "http://mail.example.com"}):
+        assert w002(deploy=False) == 0
+        assert w002(deploy=True) == 1
