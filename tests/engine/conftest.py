@@ -13,6 +13,7 @@ Mark engine test modules ``pytestmark = pytest.mark.engine``: ``make test-engine
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,6 +62,8 @@ class TaskWorker:
     def __init__(self, log_path: Path):
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        #: Crashed workers, whose forked processes :meth:`stop` ends.
+        self.crashed: list[subprocess.Popen] = []
 
     def command(self) -> list[str]:
         django = [sys.executable, "-m", "django"]
@@ -88,13 +91,23 @@ class TaskWorker:
             "PYTHONPATH": str(ROOT),
         }
         log = self.log_path.open("ab")
+        # Its own process group: rqworker --with-scheduler forks a scheduler process, which
+        # must go with it (an orphaned scheduler would move the next test's deferred jobs).
         self.process = subprocess.Popen(
-            self.command(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            self.command(),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 
     def stop(self) -> None:
         """Stop the worker as an operator would (SIGTERM: warm shutdown), and wait for it."""
+        for crashed in self.crashed:
+            _kill_group(crashed)
+        self.crashed = []
         if self.process is None:
             return
         process, self.process = self.process, None
@@ -105,6 +118,17 @@ class TaskWorker:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        _kill_group(process)
+
+    def crash(self) -> None:
+        """SIGKILL the worker process: no warm shutdown, work in flight is cut off. Only that
+        process: RQ's forked scheduler keeps moving deferred jobs until :meth:`stop`."""
+        if self.process is None:
+            return
+        process, self.process = self.process, None
+        process.kill()
+        process.wait()
+        self.crashed.append(process)
 
     def assert_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -121,6 +145,12 @@ class TaskWorker:
             return predicate()
 
         return wait_until(check, timeout=timeout, what=what)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL what is left of the worker's process group (the main process is its leader)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def redis_or_skip() -> None:

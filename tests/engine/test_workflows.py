@@ -148,9 +148,7 @@ def test_a_killed_worker_leaves_every_run_to_finish_exactly_once(task_worker, cl
         assert response.status_code == 200
 
     task_worker.wait_until(lambda: SlowReceiver.keys, timeout=30, what="a webhook in flight")
-    task_worker.process.kill()  # SIGKILL: no warm shutdown, a delivery is cut off
-    task_worker.process.wait()
-    task_worker.process = None
+    task_worker.crash()  # SIGKILL: no warm shutdown, a delivery is cut off
     interrupted = WorkflowStepExecution.objects.filter(
         project=project, status="RUNNING", step__type="WEBHOOK"
     ).count()
