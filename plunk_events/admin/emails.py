@@ -8,22 +8,22 @@ is shown in a sandboxed frame (:func:`.email_templates.sandboxed`).
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Max, Min, Q
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.text import Truncator, capfirst
+from django.utils.text import Truncator
 
 from ..email_models import Email
 from ..models import Contact
 from ..services import email_history
 from .base import ProjectScopedMixin, date_time, name_stats_url, pretty_json
 from .email_templates import sandboxed
-from .filters import ProjectFilter, selected_project
+from .filters import ProjectFilter, date_drilldown, selected_project
 from .paginator import LargeTablePaginator
 
 # ---------------------------------------------------------------------------------------------
@@ -37,12 +37,7 @@ class EmailChangeList(ChangeList):
 
     def date_drilldown(self) -> dict:
         field = self.date_hierarchy
-        year_field, month_field, day_field = (f"{field}__{p}" for p in ("year", "month", "day"))
-        year, month, day = (self.params.get(f) for f in (year_field, month_field, day_field))
         rows = self.queryset.order_by()
-
-        def link(filters):
-            return self.get_query_string(filters, [f"{field}__"])
 
         def has_rows(start: date, end: date) -> bool:
             zone = timezone.get_current_timezone()
@@ -53,71 +48,26 @@ class EmailChangeList(ChangeList):
         def month_after(d: date) -> date:
             return date(d.year + 1, 1, 1) if d.month == 12 else date(d.year, d.month + 1, 1)
 
-        try:
-            if year and month and day:
-                chosen = date(int(year), int(month), int(day))
-                return {
-                    "show": True,
-                    "back": {
-                        "link": link({year_field: year, month_field: month}),
-                        "title": capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT")),
-                    },
-                    "choices": [
-                        {"title": capfirst(formats.date_format(chosen, "MONTH_DAY_FORMAT"))}
-                    ],
-                }
-            if year and month:
-                first = date(int(year), int(month), 1)
-                days = [
-                    first.replace(day=n)
-                    for n in range(1, (month_after(first) - first).days + 1)
-                    if has_rows(first.replace(day=n), date.fromordinal(first.toordinal() + n))
-                ]
-                return {
-                    "show": True,
-                    "back": {"link": link({year_field: year}), "title": year},
-                    "choices": [
-                        {
-                            "link": link({year_field: year, month_field: month, day_field: d.day}),
-                            "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT")),
-                        }
-                        for d in days
-                    ],
-                }
-            if year:
-                months = [
-                    date(int(year), m, 1)
-                    for m in range(1, 13)
-                    if has_rows(date(int(year), m, 1), month_after(date(int(year), m, 1)))
-                ]
-                return {
-                    "show": True,
-                    "back": {"link": link({}), "title": "All dates"},
-                    "choices": [
-                        {
-                            "link": link({year_field: year, month_field: m.month}),
-                            "title": capfirst(formats.date_format(m, "YEAR_MONTH_FORMAT")),
-                        }
-                        for m in months
-                    ],
-                }
-        except (ValueError, OverflowError):
-            return {"show": False}
-        bounds = rows.aggregate(first=Min(field), last=Max(field))
-        years = []
-        if bounds["first"] is not None:
+        def periods(unit: str, *args: int) -> list[date]:
+            if unit == "day":
+                first = date(*args, 1)
+                days = [first + timedelta(days=n) for n in range((month_after(first) - first).days)]
+                return [d for d in days if has_rows(d, d + timedelta(days=1))]
+            if unit == "month":
+                months = [date(args[0], m, 1) for m in range(1, 13)]
+                return [m for m in months if has_rows(m, month_after(m))]
+            bounds = rows.aggregate(first=Min(field), last=Max(field))
+            if bounds["first"] is None:
+                return []
             first_year = timezone.localtime(bounds["first"]).year
             last_year = timezone.localtime(bounds["last"]).year
-            years = [
-                y
+            return [
+                date(y, 1, 1)
                 for y in range(first_year, last_year + 1)
                 if y in (first_year, last_year) or has_rows(date(y, 1, 1), date(y + 1, 1, 1))
             ]
-        return {
-            "show": True,
-            "back": None,
-            "choices": [{"link": link({year_field: str(y)}), "title": str(y)} for y in years],
-        }
+
+        return date_drilldown(self, periods)
 
     def _get_deterministic_ordering(self, ordering):
         # Break created_at ties by id in the same direction, as the (…, created_at, id) index.

@@ -256,64 +256,12 @@ class EventChangeList(ChangeList):
         Only periods that have events are offered: :func:`insights.event_periods` reads them from
         the daily rollup (UTC days) and the live tail, never from the events table at large.
         """
-        field = self.date_hierarchy
-        year_field, month_field, day_field = (f"{field}__{p}" for p in ("year", "month", "day"))
-        year, month, day = (self.params.get(f) for f in (year_field, month_field, day_field))
         project = self._project()
-
-        def link(filters):
-            return self.get_query_string(filters, [f"{field}__"])
 
         def periods(unit, *args):
             return insights.event_periods(project, unit, *args) if project else []
 
-        try:
-            if year and month and day:
-                chosen = date(int(year), int(month), int(day))
-                return {
-                    "show": True,
-                    "back": {
-                        "link": link({year_field: year, month_field: month}),
-                        "title": capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT")),
-                    },
-                    "choices": [
-                        {"title": capfirst(formats.date_format(chosen, "MONTH_DAY_FORMAT"))}
-                    ],
-                }
-            if year and month:
-                return {
-                    "show": True,
-                    "back": {"link": link({year_field: year}), "title": year},
-                    "choices": [
-                        {
-                            "link": link({year_field: year, month_field: month, day_field: d.day}),
-                            "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT")),
-                        }
-                        for d in periods("day", int(year), int(month))
-                    ],
-                }
-            if year:
-                return {
-                    "show": True,
-                    "back": {"link": link({}), "title": "All dates"},
-                    "choices": [
-                        {
-                            "link": link({year_field: year, month_field: m.month}),
-                            "title": capfirst(formats.date_format(m, "YEAR_MONTH_FORMAT")),
-                        }
-                        for m in periods("month", int(year))
-                    ],
-                }
-        except ValueError:
-            return {"show": False}
-        return {
-            "show": True,
-            "back": None,
-            "choices": [
-                {"link": link({year_field: str(y.year)}), "title": str(y.year)}
-                for y in periods("year")
-            ],
-        }
+        return date_drilldown(self, periods)
 
     def __init__(self, request, *args, **kwargs):
         self._request = request  # for the request's cached project (selected_project)
@@ -321,3 +269,63 @@ class EventChangeList(ChangeList):
 
     def _project(self) -> Project | None:
         return selected_project(self._request)
+
+
+def date_drilldown(changelist, periods) -> dict:
+    """Context for ``admin/date_hierarchy.html`` offering only the periods that have rows.
+
+    ``periods("year")``, ``periods("month", year)`` and ``periods("day", year, month)`` give the
+    dates (first of the year, month, or the day) that have rows, however a changelist finds them
+    cheaply; Django's own drill-down runs a ``SELECT DISTINCT`` of truncated dates instead.
+    """
+    field = changelist.date_hierarchy
+    year_field, month_field, day_field = (f"{field}__{p}" for p in ("year", "month", "day"))
+    year, month, day = (changelist.params.get(f) for f in (year_field, month_field, day_field))
+
+    def link(filters):
+        return changelist.get_query_string(filters, [f"{field}__"])
+
+    def title(d: date, format_name: str) -> str:
+        return capfirst(formats.date_format(d, format_name))
+
+    try:
+        if year and month and day:
+            chosen = date(int(year), int(month), int(day))
+            back = {
+                "link": link({year_field: year, month_field: month}),
+                "title": title(chosen, "YEAR_MONTH_FORMAT"),
+            }
+            return {
+                "show": True,
+                "back": back,
+                "choices": [{"title": title(chosen, "MONTH_DAY_FORMAT")}],
+            }
+        if year and month:
+            choices = [
+                {
+                    "link": link({year_field: year, month_field: month, day_field: d.day}),
+                    "title": title(d, "MONTH_DAY_FORMAT"),
+                }
+                for d in periods("day", int(year), int(month))
+            ]
+            back = {"link": link({year_field: year}), "title": year}
+            return {"show": True, "back": back, "choices": choices}
+        if year:
+            choices = [
+                {
+                    "link": link({year_field: year, month_field: m.month}),
+                    "title": title(m, "YEAR_MONTH_FORMAT"),
+                }
+                for m in periods("month", int(year))
+            ]
+            return {
+                "show": True,
+                "back": {"link": link({}), "title": "All dates"},
+                "choices": choices,
+            }
+        choices = [
+            {"link": link({year_field: str(y.year)}), "title": str(y.year)} for y in periods("year")
+        ]
+    except (ValueError, OverflowError):
+        return {"show": False}
+    return {"show": True, "back": None, "choices": choices}
