@@ -192,7 +192,31 @@ class ContactFilterSet(PlunkFilterSet):
 STRICT = "Empty means the default; any other value is a 422."
 
 
-class WorkflowFilterSet(PlunkFilterSet):
+class SortedFilterSet(PlunkFilterSet):
+    """Plunk's ``sort`` (a key of :attr:`sort_fields`; subclasses declare the filter with their
+    choices) and ``dir``; ties are broken by id in the same direction, so pages are stable."""
+
+    sort_fields: dict[str, str] = {}
+
+    dir = OrderFilter(
+        choices=[("asc", "ascending"), ("desc", "descending")],
+        default="desc",
+        help_text=f"Default `desc`. {STRICT}",
+    )
+
+    def sortable(self, queryset, sort: str):
+        """The queryset ready to be ordered by ``sort`` (e.g. with a count annotated)."""
+        return queryset
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        sort, direction = self.form.cleaned_data["sort"], self.form.cleaned_data["dir"]
+        sign = "-" if direction == "desc" else ""
+        ordering = (f"{sign}{self.sort_fields[sort]}", f"{sign}id")
+        return self.sortable(queryset, sort).order_by(*ordering)
+
+
+class WorkflowFilterSet(SortedFilterSet):
     """``GET /workflows``: Plunk's ``search``, ``status``, ``sort`` and ``dir``."""
 
     sort_fields = {
@@ -222,11 +246,6 @@ class WorkflowFilterSet(PlunkFilterSet):
         default="createdAt",
         help_text=f"Default `createdAt`. {STRICT}",
     )
-    dir = OrderFilter(
-        choices=[("asc", "ascending"), ("desc", "descending")],
-        default="desc",
-        help_text=f"Default `desc`. {STRICT}",
-    )
 
     class Meta:
         model = Workflow
@@ -238,10 +257,5 @@ class WorkflowFilterSet(PlunkFilterSet):
     def only_status(self, queryset, name, value: str):
         return queryset.filter(enabled=value == "active")
 
-    def filter_queryset(self, queryset):
-        queryset = super().filter_queryset(queryset)
-        sort, direction = self.form.cleaned_data["sort"], self.form.cleaned_data["dir"]
-        if sort == "steps":
-            queryset = queryset.annotate(step_count=Count("steps"))
-        sign = "-" if direction == "desc" else ""
-        return queryset.order_by(f"{sign}{self.sort_fields[sort]}", f"{sign}id")
+    def sortable(self, queryset, sort: str):
+        return queryset.annotate(step_count=Count("steps")) if sort == "steps" else queryset

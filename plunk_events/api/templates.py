@@ -23,7 +23,7 @@ from ..constants import EMAIL_MAX_LENGTH
 from ..email_models import SUBJECT_MAX_LENGTH, Template
 from ..services import templates
 from . import schema
-from .filters import STRICT, EnumFilter, FilterSetViewMixin, OrderFilter, PlunkFilterSet
+from .filters import STRICT, EnumFilter, FilterSetViewMixin, OrderFilter, SortedFilterSet
 from .mixins import PlunkAPIMixin
 from .pagination import PagePagination
 from .resources import LENIENT_NUMBER, id_parameter, json_body
@@ -115,7 +115,7 @@ class TemplateListResponse(serializers.Serializer):
 # List filters
 
 
-class TemplateFilterSet(PlunkFilterSet):
+class TemplateFilterSet(SortedFilterSet):
     """``GET /templates``: Plunk's ``type``, ``search``, ``sort`` and ``dir``."""
 
     sort_fields = {"createdAt": "created_at", "updatedAt": "updated_at", "name": "name"}
@@ -133,11 +133,6 @@ class TemplateFilterSet(PlunkFilterSet):
         default="createdAt",
         help_text=f"Default `createdAt`. {STRICT}",
     )
-    dir = OrderFilter(
-        choices=[("asc", "ascending"), ("desc", "descending")],
-        default="desc",
-        help_text=f"Default `desc`. {STRICT}",
-    )
 
     class Meta:
         model = Template
@@ -147,12 +142,6 @@ class TemplateFilterSet(PlunkFilterSet):
         return queryset.filter(
             Q(name__icontains=value) | Q(description__icontains=value) | Q(subject__icontains=value)
         )
-
-    def filter_queryset(self, queryset):
-        queryset = super().filter_queryset(queryset)
-        sort, direction = self.form.cleaned_data["sort"], self.form.cleaned_data["dir"]
-        sign = "-" if direction == "desc" else ""
-        return queryset.order_by(f"{sign}{self.sort_fields[sort]}", f"{sign}id")
 
 
 # ---------------------------------------------------------------------------------------------
