@@ -13,11 +13,10 @@ from rest_framework.views import APIView
 
 from ..conf import conf
 from ..services import sending
-from ..services.errors import PlunkError
 from . import schema
 from .formatting import iso_timestamp
 from .mixins import PlunkAPIMixin
-from .views import IdempotentPostMixin
+from .views import IdempotentPostMixin, checked_body_size
 
 _ADDRESS = {"type": "string", "format": "email"}
 _NAMED_ADDRESS = {
@@ -178,13 +177,7 @@ class SendView(IdempotentPostMixin, PlunkAPIMixin, APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        limit = conf.SEND_MAX_BYTES
-        try:
-            size = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            size = 0
-        if size > limit:
-            raise PlunkError(f"Request body is {size} bytes; the limit is {limit}", status_code=413)
+        size = checked_body_size(request, conf.SEND_MAX_BYTES)
         django_request = request._request
         if size > 0 and not django_request._read_started:
             # Django's ``request.body`` (which DRF's JSON parsing and the Idempotency-Key hash

@@ -47,6 +47,17 @@ def track_result_json(result: ingest.TrackResult) -> dict:
     }
 
 
+def checked_body_size(request, limit: int) -> int:
+    """The body's declared size (``Content-Length``); a 413 above ``limit`` bytes."""
+    try:
+        size = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        size = 0
+    if size > limit:
+        raise PlunkError(f"Request body is {size} bytes; the limit is {limit}", status_code=413)
+    return size
+
+
 class PublicEndpointMixin(PlunkAPIMixin):
     """``/v1/*`` is called from browsers with the public key: any origin may call it,
     a CORS preflight needs no key, and a body over ``max_body_setting`` bytes is refused (413)."""
@@ -70,13 +81,7 @@ class PublicEndpointMixin(PlunkAPIMixin):
             request.accepted_renderer, request.accepted_media_type = negotiated
             return
         super().initial(request, *args, **kwargs)
-        limit = getattr(conf, self.max_body_setting)
-        try:
-            size = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            size = 0
-        if size > limit:
-            raise PlunkError(f"Request body is {size} bytes; the limit is {limit}", status_code=413)
+        checked_body_size(request, getattr(conf, self.max_body_setting))
 
     def options(self, request, *args, **kwargs):
         return Response(status=status.HTTP_200_OK)
