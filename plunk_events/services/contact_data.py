@@ -20,6 +20,8 @@ and with a reference written in the test.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..constants import RESERVED_DATA_KEYS
 
 #: The rule in SQL for a jsonb ``{column}``: the patch's sets (``%(to_set)s``, a jsonb object)
@@ -28,6 +30,11 @@ MERGED_DATA_SQL = (
     "NULLIF((COALESCE({column}, '{{}}'::jsonb) || %(to_set)s::jsonb) - %(to_delete)s::text[],"
     " '{{}}'::jsonb)"
 )
+
+
+def is_value_wrapper(value: Any) -> bool:
+    """``{"value": x, "persistent": …}``: a value with a say on whether it is stored."""
+    return isinstance(value, dict) and "value" in value and "persistent" in value
 
 
 def contact_data_patch(incoming: dict | None) -> tuple[dict, list[str]]:
@@ -45,7 +52,7 @@ def contact_data_patch(incoming: dict | None) -> tuple[dict, list[str]]:
         if value is None:
             to_delete.append(key)
             continue
-        if isinstance(value, dict) and "value" in value and "persistent" in value:
+        if is_value_wrapper(value):
             if value["persistent"] is False:
                 continue
             if value["persistent"] is True:

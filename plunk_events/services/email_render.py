@@ -26,6 +26,7 @@ from django.utils.html import escape, strip_tags
 from ..constants import RESERVED_DATA_KEYS
 from ..email_models import SUBJECT_MAX_LENGTH, Template
 from . import email_links, workflow_values
+from .contact_data import is_value_wrapper
 
 __all__ = [
     "LINE_SEPARATORS",
@@ -57,7 +58,7 @@ def send_values(data: Mapping | None) -> dict[str, Any]:
     for key, value in (data or {}).items():
         if key in RESERVED_DATA_KEYS:
             continue
-        if isinstance(value, dict) and "value" in value and "persistent" in value:
+        if is_value_wrapper(value):
             value = value["value"]
         values[key] = value
     return values
