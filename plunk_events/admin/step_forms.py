@@ -26,7 +26,7 @@ from .forms import PrettyJSONField
 Type = WorkflowStep.Type
 
 #: Units of a WAIT_FOR_EVENT timeout (stored in seconds), largest last.
-TIMEOUT_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+TIMEOUT_UNITS = {"seconds": 1, **DELAY_UNITS}
 
 OPERATOR_LABELS = {
     "equals": "equals",

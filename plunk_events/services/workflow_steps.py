@@ -22,8 +22,6 @@ from .errors import PlunkError, ValidationFailed
 
 #: Marks a SEND_EMAIL to a CUSTOM recipient (not the contact), as Plunk does.
 RECIPIENT_OVERRIDE_HEADER = "X-Plunk-Recipient-Override"
-#: Seconds per DELAY unit.
-UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 
@@ -81,9 +79,13 @@ def _trigger(alias, execution, config) -> StepResult:
 
 def _delay(alias, execution, config) -> StepResult:
     amount, unit = config.get("amount"), config.get("unit")
-    if not isinstance(amount, int | float) or isinstance(amount, bool) or unit not in UNIT_SECONDS:
+    if (
+        not isinstance(amount, int | float)
+        or isinstance(amount, bool)
+        or unit not in step_config.DELAY_UNITS
+    ):
         raise StepFailed("DELAY needs a positive amount and a unit (minutes, hours, days)")
-    resume_at = timezone.now() + timedelta(seconds=amount * UNIT_SECONDS[unit])
+    resume_at = timezone.now() + timedelta(seconds=amount * step_config.DELAY_UNITS[unit])
     return StepResult(
         {"delayAmount": amount, "delayUnit": unit, "resumeAt": _iso(resume_at)},
         resume_at=resume_at,
