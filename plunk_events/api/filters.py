@@ -204,6 +204,11 @@ class SortedFilterSet(PlunkFilterSet):
         help_text=f"Default `desc`. {STRICT}",
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Last, as Plunk's schemas declare it: errors are reported in the filters' order.
+        self.filters["dir"] = self.filters.pop("dir")
+
     def sortable(self, queryset, sort: str):
         """The queryset ready to be ordered by ``sort`` (e.g. with a count annotated)."""
         return queryset
